@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""A private systemd for sparkd's system tests and demo: real systemd, D-Bus, journald, podman, Quadlet.
+
+    scripts/testbed.py up | down | status | exec -- COMMAND...
+
+systemd boots as PID 1 of its own PID and mount namespace
+(`unshare --fork --pid --mount --mount-proc --propagation private`), with
+fresh tmpfs mounts on /run and /tmp (so it never writes into a host
+systemd's /run, and its boot-time tmpfiles never empty the host's /tmp) and
+on /etc/containers/systemd (so rendered units stay inside). The network
+namespace is shared: engines on 127.0.0.1 inside are reachable from outside.
+Nothing here touches the host's own systemd. `down` powers it off
+(SIGRTMIN+4, systemd's "poweroff" signal) and waits until it is gone.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STATE = ROOT / ".testbed"
+PIDFILE = STATE / "systemd.pid"
+LOGFILE = STATE / "systemd.log"
+PRIVATE_DIRS = ("/etc/containers/systemd",)
+
+
+def _boot_script(keep: list[Path]) -> str:
+    """What runs as PID 1 of the new namespaces, before it becomes systemd."""
+    lines = ["set -e", "mount -t tmpfs -o mode=0755 tmpfs /run"]
+    # A directory under /tmp (a CI checkout, say) would vanish under the new
+    # tmpfs: park it on /run, mount the tmpfs, then put it back.
+    for index, path in enumerate(keep):
+        lines += [f"mkdir -p /run/keep{index}", f"mount --bind {shlex.quote(str(path))} /run/keep{index}"]
+    lines.append("mount -t tmpfs -o mode=1777 tmpfs /tmp")
+    for index, path in enumerate(keep):
+        quoted = shlex.quote(str(path))
+        lines += [f"mkdir -p {quoted}", f"mount --move /run/keep{index} {quoted}", f"rmdir /run/keep{index}"]
+    for private in PRIVATE_DIRS:
+        lines.append(f"mount -t tmpfs -o mode=0755 tmpfs {private}")
+    if Path("/var/log/journal").is_dir():
+        lines.append("mount -t tmpfs -o mode=2755 tmpfs /var/log/journal")
+    lines.append("exec /lib/systemd/systemd --system --log-target=console --show-status=false")
+    return "\n".join(lines)
+
+
+@dataclass
+class PrivateSystemd:
+    """A booted private systemd, named by the host PID of its PID 1."""
+
+    pid: int
+
+    @classmethod
+    def boot(cls, timeout: float = 60.0) -> PrivateSystemd:
+        for private in PRIVATE_DIRS:
+            Path(private).mkdir(parents=True, exist_ok=True)
+        STATE.mkdir(exist_ok=True)
+        keep = [ROOT] if ROOT.is_relative_to("/tmp") else []
+        log = LOGFILE.open("wb")
+        unshare = subprocess.Popen(
+            ["unshare", "--fork", "--pid", "--mount", "--mount-proc", "--propagation", "private",
+             "sh", "-c", _boot_script(keep)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,  # not in the caller's process group: Ctrl-C goes to the caller only
+        )
+        deadline = time.monotonic() + timeout
+        child = None
+        while child is None and time.monotonic() < deadline:
+            children = Path(f"/proc/{unshare.pid}/task/{unshare.pid}/children")
+            text = children.read_text().split() if children.exists() else []
+            child = int(text[0]) if text else None
+            if unshare.poll() is not None:
+                raise RuntimeError(f"unshare exited with {unshare.returncode}; see {LOGFILE}")
+            time.sleep(0.05)
+        if child is None:
+            raise RuntimeError("the private systemd did not start")
+        bed = cls(child)
+        PIDFILE.write_text(f"{child}\n")
+        bed.wait_until_running(deadline - time.monotonic())
+        return bed
+
+    @classmethod
+    def existing(cls) -> PrivateSystemd | None:
+        try:
+            pid = int(PIDFILE.read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        comm = Path(f"/proc/{pid}/comm")
+        if not comm.exists() or comm.read_text().strip() != "systemd":
+            return None
+        return cls(pid)
+
+    def command(self, *argv: str) -> list[str]:
+        return ["nsenter", "-t", str(self.pid), "-m", "-p", *argv]
+
+    def run(self, *argv: str, check: bool = True, timeout: float = 120.0,
+            input: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run a command inside the namespaces and return its output."""
+        result = subprocess.run(self.command(*argv), capture_output=True, text=True,
+                                timeout=timeout, input=input, check=False)
+        if check and result.returncode != 0:
+            raise RuntimeError(
+                f"{' '.join(argv)} exited {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+            )
+        return result
+
+    def wait_until_running(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        state = ""
+        while time.monotonic() < deadline:
+            state = self.run("systemctl", "is-system-running", check=False, timeout=10).stdout.strip()
+            if state in ("running", "degraded"):
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"the private systemd is {state!r}, not running; see {LOGFILE}")
+
+    def write_file(self, path: str, text: str) -> None:
+        """Write a file as seen inside (its /run, /tmp and unit dirs are its own)."""
+        self.run("sh", "-c", f"mkdir -p {shlex.quote(str(Path(path).parent))} && cat > {shlex.quote(path)}",
+                 input=text)
+
+    def poweroff(self, timeout: float = 60.0) -> None:
+        """Power the private systemd off and wait until its PID 1 is gone."""
+        try:
+            os.kill(self.pid, signal.SIGRTMIN + 4)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + timeout
+        while Path(f"/proc/{self.pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if Path(f"/proc/{self.pid}").exists():
+            os.kill(self.pid, signal.SIGKILL)  # killing PID 1 of a namespace ends every process in it
+            while Path(f"/proc/{self.pid}").exists():
+                time.sleep(0.1)
+        PIDFILE.unlink(missing_ok=True)
+
+
+def main(argv: list[str]) -> int:
+    action = argv[1] if len(argv) > 1 else "status"
+    bed = PrivateSystemd.existing()
+    if action == "up":
+        if bed is None:
+            bed = PrivateSystemd.boot()
+        print(f"private systemd running as host PID {bed.pid}; run commands in it with:")
+        print(f"  nsenter -t {bed.pid} -m -p systemctl status")
+        return 0
+    if action == "down":
+        if bed is not None:
+            bed.poweroff()
+        print("private systemd stopped")
+        return 0
+    if action == "status":
+        print(f"running as host PID {bed.pid}" if bed else "not running")
+        return 0 if bed else 1
+    if action == "exec":
+        if bed is None:
+            print("not running; start it with: scripts/testbed.py up", file=sys.stderr)
+            return 1
+        command = argv[3:] if argv[2:3] == ["--"] else argv[2:]
+        return subprocess.run(bed.command(*command), check=False).returncode
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

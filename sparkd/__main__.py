@@ -1,0 +1,3 @@
+from sparkd.cli import main
+
+raise SystemExit(main())

