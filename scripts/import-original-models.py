@@ -38,24 +38,40 @@ FIRST_PORT = 18001  # 18000 is the demo model's
 
 # The validator's hard-coded sets (original-stack.md section 3.1), now catalogue fields.
 DEFAULT_NON_THINKING = {
-    "glm-4.7-flash-awq", "nemotron-3-nano-30b-nvfp4", "huihui-qwen3.5-35b-a3b-abliterated",
-    "huihui-qwen3.6-27b-abliterated", "qwen3.5-122b-a10b-int4-autoround", "qwen3.6-27b-fp8",
-    "qwen3.6-27b-fp8-mtp", "qwen3.6-35b-a3b-fp8", "qwen3.6-35b-a3b-fp8-mtp",
+    "glm-4.7-flash-awq",
+    "nemotron-3-nano-30b-nvfp4",
+    "huihui-qwen3.5-35b-a3b-abliterated",
+    "huihui-qwen3.6-27b-abliterated",
+    "qwen3.5-122b-a10b-int4-autoround",
+    "qwen3.6-27b-fp8",
+    "qwen3.6-27b-fp8-mtp",
+    "qwen3.6-35b-a3b-fp8",
+    "qwen3.6-35b-a3b-fp8-mtp",
 }
 BINARY_THINKING = {
-    "qwen3.6-27b-fp8", "qwen3.6-27b-fp8-mtp", "qwen3.6-35b-a3b-fp8", "qwen3.6-35b-a3b-fp8-mtp",
+    "qwen3.6-27b-fp8",
+    "qwen3.6-27b-fp8-mtp",
+    "qwen3.6-35b-a3b-fp8",
+    "qwen3.6-35b-a3b-fp8-mtp",
     "huihui-qwen3.6-27b-abliterated",
 }
 SMALL_CONTEXT_BUFFER = BINARY_THINKING  # the same five lanes got a fixed 4096-token buffer
 
 # Client-safe context ceilings, from the original's soak evidence (original-stack.md 4.6).
 CLIENT_CONTEXT = {
-    "gpt-oss-20b": 108000, "gpt-oss-120b": 108000, "glm-4.7-flash-awq": 108000,
-    "gemma4-26b-a4b": 240000, "huihui-gemma4-e2b-abliterated": 120000,
-    "qwen3.6-27b-fp8": 240000, "qwen3.6-27b-fp8-mtp": 240000,
-    "qwen3.6-35b-a3b-fp8": 240000, "qwen3.6-35b-a3b-fp8-mtp": 240000,
-    "huihui-qwen3.5-35b-a3b-abliterated": 200000, "qwen3-coder-next-int4-autoround": 524000,
-    "nemotron-3-nano-30b-nvfp4": 110000, "qwen3.5-0.8b": 8192,
+    "gpt-oss-20b": 108000,
+    "gpt-oss-120b": 108000,
+    "glm-4.7-flash-awq": 108000,
+    "gemma4-26b-a4b": 240000,
+    "huihui-gemma4-e2b-abliterated": 120000,
+    "qwen3.6-27b-fp8": 240000,
+    "qwen3.6-27b-fp8-mtp": 240000,
+    "qwen3.6-35b-a3b-fp8": 240000,
+    "qwen3.6-35b-a3b-fp8-mtp": 240000,
+    "huihui-qwen3.5-35b-a3b-abliterated": 200000,
+    "qwen3-coder-next-int4-autoround": 524000,
+    "nemotron-3-nano-30b-nvfp4": 110000,
+    "qwen3.5-0.8b": 8192,
 }
 
 # Original inconsistencies (original-stack.md 4.4, 3.4): model -> field -> why the value below wins.
@@ -111,7 +127,7 @@ def qualify_image(image: str) -> str:
 
 
 def with_tag(name: str) -> str:
-    return name if ":" in name.split("/")[-1] else name + ":latest"
+    return name if ":" in name.rsplit("/", maxsplit=1)[-1] else name + ":latest"
 
 
 def map_volume(spec: str, model_id: str) -> str:
@@ -131,7 +147,7 @@ def map_volume(spec: str, model_id: str) -> str:
     ]
     for old, new in prefixes:
         if host == old or host.startswith(old + "/"):
-            return new + host[len(old):] + ":" + rest
+            return new + host[len(old) :] + ":" + rest
     raise SystemExit(f"{model_id}: no mapping for volume {spec!r}")
 
 
@@ -151,7 +167,7 @@ def split_command(record: dict[str, Any]) -> tuple[str, list[str], list[str], di
     launcher = command[:at]
     if launcher and launcher[-1] in ("--model", "--model-path"):
         launcher = launcher[:-1]
-    rest = command[at + 1:]
+    rest = command[at + 1 :]
     taken: dict[str, str] = {}
     args: list[str] = []
     owned = {"--host", "--port", "--served-model-name", "--max-model-len", "--context-length"}
@@ -197,7 +213,7 @@ def convert(record: dict[str, Any], port: int) -> dict[str, Any]:
 
     if model_id == "qwen3-vl-30b-thinking-instruct":
         at = args.index("--quantization")
-        del args[at:at + 2]
+        del args[at : at + 2]
     if model_id == "gpt-oss-20b" and "--reasoning-parser" not in args:
         args += ["--reasoning-parser", "openai_gptoss"]
     args = ["--tensor-parallel-size" if a == "--tensor_parallel_size" else a for a in args]
@@ -223,10 +239,7 @@ def convert(record: dict[str, Any], port: int) -> dict[str, Any]:
         entry["keep_warm"] = True
 
     served = taken.get("--max-model-len") or taken.get("--context-length")
-    if served is None or served == "auto":
-        context = int(meta["maxModelLen"])
-    else:
-        context = int(served)
+    context = int(meta["maxModelLen"]) if served is None or served == "auto" else int(served)
     entry["context_length"] = context
     if model_id in CLIENT_CONTEXT:
         entry["client_context"] = min(CLIENT_CONTEXT[model_id], context)

@@ -15,6 +15,7 @@ Nothing here touches the host's own systemd. `down` powers it off
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
@@ -55,6 +56,7 @@ class PrivateSystemd:
     """A booted private systemd, named by the host PID of its PID 1."""
 
     pid: int
+    unshare: subprocess.Popen[bytes] | None = None  # set when this process booted it
 
     @classmethod
     def boot(cls, timeout: float = 60.0) -> PrivateSystemd:
@@ -62,13 +64,25 @@ class PrivateSystemd:
             Path(private).mkdir(parents=True, exist_ok=True)
         STATE.mkdir(exist_ok=True)
         keep = [ROOT] if ROOT.is_relative_to("/tmp") else []
-        log = LOGFILE.open("wb")
-        unshare = subprocess.Popen(
-            ["unshare", "--fork", "--pid", "--mount", "--mount-proc", "--propagation", "private",
-             "sh", "-c", _boot_script(keep)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,  # not in the caller's process group: Ctrl-C goes to the caller only
-        )
+        with LOGFILE.open("wb") as log:  # the child keeps its own descriptor
+            unshare = subprocess.Popen(
+                [
+                    "unshare",
+                    "--fork",
+                    "--pid",
+                    "--mount",
+                    "--mount-proc",
+                    "--propagation",
+                    "private",
+                    "sh",
+                    "-c",
+                    _boot_script(keep),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # not in the caller's process group: Ctrl-C goes to the caller only
+            )
         deadline = time.monotonic() + timeout
         child = None
         while child is None and time.monotonic() < deadline:
@@ -80,7 +94,7 @@ class PrivateSystemd:
             time.sleep(0.05)
         if child is None:
             raise RuntimeError("the private systemd did not start")
-        bed = cls(child)
+        bed = cls(child, unshare)
         PIDFILE.write_text(f"{child}\n")
         bed.wait_until_running(deadline - time.monotonic())
         return bed
@@ -99,14 +113,17 @@ class PrivateSystemd:
     def command(self, *argv: str) -> list[str]:
         return ["nsenter", "-t", str(self.pid), "-m", "-p", *argv]
 
-    def run(self, *argv: str, check: bool = True, timeout: float = 120.0,
-            input: str | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *argv: str, check: bool = True, timeout: float = 120.0, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """Run a command inside the namespaces and return its output."""
-        result = subprocess.run(self.command(*argv), capture_output=True, text=True,
-                                timeout=timeout, input=input, check=False)
+        result = subprocess.run(
+            self.command(*argv), capture_output=True, text=True, timeout=timeout, input=input, check=False
+        )
         if check and result.returncode != 0:
             raise RuntimeError(
-                f"{' '.join(argv)} exited {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+                f"{' '.join(argv)} exited {result.returncode}\n"
+                f"stdout: {result.stdout}\nstderr: {result.stderr}"
             )
         return result
 
@@ -122,15 +139,17 @@ class PrivateSystemd:
 
     def write_file(self, path: str, text: str) -> None:
         """Write a file as seen inside (its /run, /tmp and unit dirs are its own)."""
-        self.run("sh", "-c", f"mkdir -p {shlex.quote(str(Path(path).parent))} && cat > {shlex.quote(path)}",
-                 input=text)
+        self.run(
+            "sh",
+            "-c",
+            f"mkdir -p {shlex.quote(str(Path(path).parent))} && cat > {shlex.quote(path)}",
+            input=text,
+        )
 
     def poweroff(self, timeout: float = 60.0) -> None:
         """Power the private systemd off and wait until its PID 1 is gone."""
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGRTMIN + 4)
-        except ProcessLookupError:
-            pass
         deadline = time.monotonic() + timeout
         while Path(f"/proc/{self.pid}").exists() and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -138,6 +157,8 @@ class PrivateSystemd:
             os.kill(self.pid, signal.SIGKILL)  # killing PID 1 of a namespace ends every process in it
             while Path(f"/proc/{self.pid}").exists():
                 time.sleep(0.1)
+        if self.unshare is not None:
+            self.unshare.wait(timeout=10)
         PIDFILE.unlink(missing_ok=True)
 
 

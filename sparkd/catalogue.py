@@ -236,9 +236,7 @@ def load_catalogue(shipped_dir: Path = SHIPPED_DIR, dropin_dir: Path | None = No
     for path in _toml_files(shipped_dir):
         for model_id, table in _model_tables(path):
             if model_id in raw:
-                raise CatalogueError(
-                    path, f"defined again (first in {origin[model_id]['id']})", model_id
-                )
+                raise CatalogueError(path, f"defined again (first in {origin[model_id]['id']})", model_id)
             raw[model_id] = {"id": model_id, **table}
             origin[model_id] = {key: path for key in raw[model_id]}
     if dropin_dir is not None and dropin_dir.is_dir():
@@ -275,7 +273,9 @@ def _model_tables(path: Path) -> Iterable[tuple[str, dict[str, Any]]]:
         raise CatalogueError(path, f"not valid TOML: {error}") from None
     unknown = set(document) - {"models"}
     if unknown:
-        raise CatalogueError(path, f"unknown top-level keys {sorted(unknown)}; expected [models.\"<id>\"] tables")
+        raise CatalogueError(
+            path, f'unknown top-level keys {sorted(unknown)}; expected [models."<id>"] tables'
+        )
     models = document.get("models", {})
     for model_id, table in models.items():
         if not isinstance(table, dict):
@@ -332,4 +332,3 @@ def _index(models: dict[str, Model], origin: Mapping[str, Mapping[str, Path]]) -
     if len(utilities) > 1:
         raise CatalogueError(None, f"only one enabled utility model is allowed, found {utilities}")
     return Catalogue(models=dict(sorted(models.items())), _by_name=by_name)
-

@@ -37,9 +37,13 @@ def _parser() -> argparse.ArgumentParser:
         "podman's Quadlet generator.",
     )
     render.add_argument("--quadlet-dir", type=Path, help="where to write (default from settings)")
-    render.add_argument("--gpu", choices=("auto", "yes", "no"), help="render GPU access (default: from settings)")
+    render.add_argument(
+        "--gpu", choices=("auto", "yes", "no"), help="render GPU access (default: from settings)"
+    )
     render.add_argument("--no-reload", action="store_true", help="write files only")
-    render.add_argument("--print", dest="print_model", metavar="MODEL", help="print one model's unit and exit")
+    render.add_argument(
+        "--print", dest="print_model", metavar="MODEL", help="print one model's unit and exit"
+    )
 
     models = commands.add_parser(
         "models", help="list the catalogue", description="List catalogue models, enabled ones by default."

