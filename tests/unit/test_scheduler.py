@@ -1,0 +1,330 @@
+"""The scheduler's rules, driven event by event: no loop, no sleeps, no systemd."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sparkd.catalogue import Role
+from sparkd.scheduler import (
+    AbortInFlight,
+    ArmIdleTimer,
+    AwaitHealthy,
+    DisarmIdleTimer,
+    Effect,
+    Grant,
+    Phase,
+    Policy,
+    Reject,
+    Scheduler,
+    StartUnit,
+    StopUnit,
+    WakeAfter,
+    WatchDeadline,
+)
+
+A, B, U, X = "a", "b", "util", "excl"
+
+
+def scheduler(queue_cap: int = 100, keep_warm: bool = False) -> Scheduler:
+    main = Policy(Role.MAIN, idle_timeout=1200, min_uptime=30, start_timeout=100)
+    return Scheduler(
+        {
+            A: main,
+            B: main,
+            U: Policy(Role.UTILITY, idle_timeout=1200, min_uptime=30, start_timeout=100, keep_warm=keep_warm),
+            X: Policy(Role.EXCLUSIVE, idle_timeout=1200, min_uptime=30, start_timeout=100),
+        },
+        queue_cap=queue_cap,
+    )
+
+
+def kinds(effects: list[Effect]) -> list[Effect]:
+    """Effects without the deadline watches that every queued request carries."""
+    return [e for e in effects if not isinstance(e, WatchDeadline)]
+
+
+def ready(s: Scheduler, model: str, now: float = 0.0) -> list[Effect]:
+    """Bring `model` from stopped to ready through the events systemd would send."""
+    s.on_manual_start(model, now)
+    return s.on_ready(model, now)
+
+
+class TestColdStart:
+    def test_a_request_for_a_stopped_model_starts_it_and_waits(self) -> None:
+        s = scheduler()
+        effects = s.on_request(1, A, now=0)
+        assert effects == [WatchDeadline(1, 100 + 600), StartUnit(A)]
+        assert s.on_ready(A, now=30) == [Grant(1, A, waited=30, cold=True)]
+
+    def test_concurrent_requests_join_one_start(self) -> None:
+        s = scheduler()
+        s.on_request(1, A, now=0)
+        assert kinds(s.on_request(2, A, now=1)) == []
+        assert kinds(s.on_request(3, A, now=2)) == []
+        assert s.on_ready(A, now=30) == [
+            Grant(1, A, waited=30, cold=True),
+            Grant(2, A, waited=29, cold=True),
+            Grant(3, A, waited=28, cold=True),
+        ]
+
+    def test_a_unit_that_fails_to_start_answers_every_waiter_at_once(self) -> None:
+        s = scheduler()
+        s.on_request(1, A, now=0)
+        s.on_request(2, A, now=1)
+        effects = s.on_start_failed(A, "exit status 1: CUDA out of memory", now=5)
+        assert [(e.request, e.status, e.code) for e in effects if isinstance(e, Reject)] == [
+            (1, 503, "model_start_failed"),
+            (2, 503, "model_start_failed"),
+        ]
+        assert all("CUDA out of memory" in e.message for e in effects if isinstance(e, Reject))
+        assert s.states[A].phase is Phase.STOPPED
+
+    def test_a_unit_that_goes_inactive_while_starting_counts_as_a_failed_start(self) -> None:
+        s = scheduler()
+        s.on_request(1, A, now=0)
+        effects = s.on_stopped(A, now=3, cause="container exited with 127")
+        assert [e.code for e in effects if isinstance(e, Reject)] == ["model_start_failed"]
+
+
+class TestTheHotPath:
+    def test_a_ready_model_is_granted_at_once(self) -> None:
+        s = scheduler()
+        ready(s, A)
+        assert s.on_request(1, A, now=40) == [DisarmIdleTimer(A), Grant(1, A, waited=0, cold=False)]
+        assert s.on_request(2, A, now=41) == [Grant(2, A, waited=0, cold=False)]
+
+    def test_the_last_request_arms_the_idle_timer(self) -> None:
+        s = scheduler()
+        ready(s, A, now=0)
+        s.on_request(1, A, now=100)
+        s.on_request(2, A, now=100)
+        assert s.on_finished(1, now=110) == []
+        assert s.on_finished(2, now=120) == [ArmIdleTimer(A, 1200)]
+
+    def test_a_young_model_is_kept_at_least_its_minimum_uptime(self) -> None:
+        s = Scheduler({A: Policy(Role.MAIN, idle_timeout=5, min_uptime=30, start_timeout=100)})
+        ready(s, A, now=0)
+        s.on_request(1, A, now=1)
+        assert s.on_finished(1, now=10) == [ArmIdleTimer(A, 20)]
+
+
+class TestIdleStop:
+    def test_an_expired_timer_stops_an_idle_model(self) -> None:
+        s = scheduler()
+        ready(s, A)
+        assert s.on_idle_expired(A, now=1200) == [StopUnit(A, "idle")]
+
+    def test_a_timer_that_raced_a_request_changes_nothing(self) -> None:
+        s = scheduler()
+        ready(s, A)
+        s.on_request(1, A, now=1199)
+        assert s.on_idle_expired(A, now=1200) == []
+        assert s.states[A].phase is Phase.READY
+
+    def test_a_long_stream_is_never_cut_by_the_idle_stop(self) -> None:
+        s = scheduler()
+        ready(s, A)
+        s.on_request(1, A, now=10)
+        assert s.on_idle_expired(A, now=5000) == []
+
+    def test_a_request_during_an_idle_stop_starts_the_model_again(self) -> None:
+        # llama-swap #946: a request that saw "stopping" must not wait forever.
+        s = scheduler()
+        ready(s, A)
+        s.on_idle_expired(A, now=1200)
+        assert kinds(s.on_request(1, A, now=1201)) == []
+        assert s.on_stopped(A, now=1202) == [StartUnit(A)]
+        assert s.on_ready(A, now=1230) == [Grant(1, A, waited=29, cold=True)]
+
+
+class TestSingleTenancy:
+    def test_a_request_for_another_model_swaps_an_idle_tenant(self) -> None:
+        s = scheduler()
+        ready(s, A)
+        assert kinds(s.on_request(1, B, now=50)) == [DisarmIdleTimer(A), StopUnit(A, "swap")]
+        assert s.on_stopped(A, now=55) == [StartUnit(B)]
+        assert s.on_ready(B, now=80) == [Grant(1, B, waited=30, cold=True)]
+
+    def test_a_busy_tenant_is_never_evicted(self) -> None:
+        s = scheduler()
+        ready(s, A)
+        s.on_request(1, A, now=10)
+        assert kinds(s.on_request(2, B, now=11)) == []
+        assert s.on_finished(1, now=20) == [StopUnit(A, "swap")]
+
+    def test_once_b_waits_new_requests_for_a_queue_behind_it(self) -> None:
+        s = scheduler()
+        ready(s, A)
+        s.on_request(1, A, now=10)
+        s.on_request(2, B, now=11)
+        assert kinds(s.on_request(3, A, now=12)) == []  # not granted: B came first
+        s.on_finished(1, now=20)
+        s.on_stopped(A, now=21)
+        assert [e for e in s.on_ready(B, now=40) if isinstance(e, Grant)] == [
+            Grant(2, B, waited=29, cold=True)
+        ]
+        s.on_finished(2, now=50)
+        assert s.on_stopped(B, now=51) == [StartUnit(A)]
+        assert s.on_ready(A, now=70) == [Grant(3, A, waited=58, cold=True)]
+
+    def test_an_exclusive_model_waits_for_the_utility_to_be_gone(self) -> None:
+        s = scheduler()
+        ready(s, U)
+        assert kinds(s.on_request(1, X, now=10)) == [DisarmIdleTimer(U), StopUnit(U, "exclusive")]
+        assert s.on_stopped(U, now=12) == [StartUnit(X)]
+
+    def test_the_utility_runs_beside_a_main_model(self) -> None:
+        s = scheduler()
+        ready(s, A)
+        assert kinds(s.on_request(1, U, now=5)) == [StartUnit(U)]
+        assert s.on_ready(U, now=10) == [Grant(1, U, waited=5, cold=True)]
+        assert s.tenant() == A
+
+
+class TestTheUtility:
+    def test_keep_warm_starts_it_and_an_exclusive_model_sends_it_away_and_back(self) -> None:
+        s = scheduler(keep_warm=True)
+        assert s.on_wake(now=0) == [StartUnit(U)]
+        assert s.on_ready(U, now=5) == []  # kept warm: no idle timer
+        assert kinds(s.on_request(1, X, now=10)) == [StopUnit(U, "exclusive")]
+        assert s.on_stopped(U, now=12) == [StartUnit(X)]
+        s.on_ready(X, now=60)
+        s.on_finished(1, now=70)
+        assert s.on_idle_expired(X, now=1300) == [StopUnit(X, "idle")]
+        assert s.on_stopped(X, now=1305) == [StartUnit(U)]
+
+    def test_a_failed_keep_warm_start_backs_off_instead_of_looping(self) -> None:
+        s = scheduler(keep_warm=True)
+        s.on_wake(now=0)
+        assert s.on_start_failed(U, "no GPU", now=1) == [WakeAfter(10.0)]
+        assert s.on_wake(now=5) == []
+        assert s.on_wake(now=11) == [StartUnit(U)]
+        assert s.on_start_failed(U, "no GPU", now=12) == [WakeAfter(30.0)]
+
+    def test_a_request_for_the_utility_during_an_exclusive_model_is_refused_at_once(self) -> None:
+        s = scheduler()
+        ready(s, X)
+        [reject] = s.on_request(1, U, now=5)
+        assert isinstance(reject, Reject)
+        assert (reject.status, reject.code) == (503, "utility_paused")
+
+
+class TestBounds:
+    def test_a_full_queue_answers_429_at_once(self) -> None:
+        s = scheduler(queue_cap=2)
+        s.on_request(1, A, now=0)
+        s.on_request(2, A, now=0)
+        [reject] = s.on_request(3, A, now=0)
+        assert isinstance(reject, Reject)
+        assert (reject.status, reject.code) == (429, "queue_full")
+        assert reject.retry_after >= 1
+
+    def test_a_request_past_its_deadline_gets_503(self) -> None:
+        s = scheduler()
+        s.on_request(1, A, now=0)
+        [reject] = s.on_deadline(1, now=700)
+        assert isinstance(reject, Reject)
+        assert (reject.status, reject.code) == (503, "wait_deadline")
+        assert s.on_deadline(1, now=701) == []  # answered once
+
+    def test_a_client_that_leaves_the_queue_is_forgotten(self) -> None:
+        s = scheduler()
+        ready(s, A)
+        s.on_request(1, A, now=1)
+        s.on_request(2, B, now=2)
+        s.on_cancelled(2, now=3)
+        assert s.queued() == 0
+        assert s.on_finished(1, now=4) == [ArmIdleTimer(A, 1200)]  # no swap for nobody
+
+    def test_retry_after_uses_the_measured_start_time(self) -> None:
+        s = scheduler(queue_cap=1)
+        s.on_request(1, A, now=0)
+        s.on_ready(A, now=42)
+        s.on_finished(1, now=43)
+        s.on_idle_expired(A, now=2000)
+        s.on_stopped(A, now=2001)
+        s.on_request(2, A, now=2002)
+        [reject] = s.on_request(3, A, now=2012)
+        assert isinstance(reject, Reject)
+        assert reject.retry_after == 32  # 42 s measured, 10 s already spent
+
+
+class TestUnitsGoingAway:
+    def test_a_model_stopped_by_hand_mid_request_aborts_its_requests(self) -> None:
+        s = scheduler()
+        ready(s, A)
+        s.on_request(1, A, now=1)
+        assert s.on_stopped(A, now=2, cause="stopped by hand") == [
+            AbortInFlight(A, "'a' stopped while answering (stopped by hand)")
+        ]
+
+
+class TestRestartAdoption:
+    def test_active_units_are_adopted_and_probed(self) -> None:
+        s = scheduler()
+        assert s.adopt([A, U], now=0) == [AwaitHealthy(A), AwaitHealthy(U)]
+        assert s.on_ready(A, now=1) == [ArmIdleTimer(A, 1200)]
+
+    def test_a_second_active_main_model_is_stopped_not_adopted(self) -> None:
+        s = scheduler()
+        effects = s.adopt([A, B], now=0)
+        assert effects == [AwaitHealthy(A), StopUnit(B, "extra tenant")]
+
+
+EVENTS = st.lists(
+    st.one_of(
+        st.tuples(st.just("request"), st.sampled_from([A, B, U, X])),
+        st.tuples(st.just("finish"), st.integers(0, 30)),
+        st.tuples(st.just("cancel"), st.integers(0, 30)),
+        st.tuples(st.just("ready"), st.sampled_from([A, B, U, X])),
+        st.tuples(st.just("stopped"), st.sampled_from([A, B, U, X])),
+        st.tuples(st.just("failed"), st.sampled_from([A, B, U, X])),
+        st.tuples(st.just("idle"), st.sampled_from([A, B, U, X])),
+        st.tuples(st.just("deadline"), st.integers(0, 30)),
+        st.tuples(st.just("wake"), st.just("")),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(EVENTS, st.booleans())
+def test_never_two_tenants_whatever_happens(events: list[tuple[str, object]], keep_warm: bool) -> None:
+    """Any sequence of events: a main model's unit starts only when no other main unit is up."""
+    s = scheduler(keep_warm=keep_warm)
+    units_up: set[str] = set()  # what systemd would have: started and not yet reported stopped
+    next_request = 0
+    for now, (kind, arg) in enumerate(events):
+        if kind == "request":
+            effects = s.on_request(next_request, str(arg), now)
+            next_request += 1
+        elif kind == "ready":
+            effects = s.on_ready(str(arg), now) if str(arg) in units_up else []
+        elif kind in ("stopped", "failed"):
+            if str(arg) not in units_up:
+                continue
+            units_up.discard(str(arg))
+            effects = (
+                s.on_stopped(str(arg), now) if kind == "stopped" else s.on_start_failed(str(arg), "x", now)
+            )
+        elif kind == "finish":
+            effects = s.on_finished(int(str(arg)), now)
+        elif kind == "cancel":
+            effects = s.on_cancelled(int(str(arg)), now)
+        elif kind == "idle":
+            effects = s.on_idle_expired(str(arg), now)
+        elif kind == "deadline":
+            effects = s.on_deadline(int(str(arg)), now)
+        else:
+            effects = s.on_wake(now)
+        for effect in effects:
+            if isinstance(effect, StartUnit):
+                if effect.model != U:
+                    others = units_up - {U, effect.model}
+                    assert not others, f"started {effect.model} while {others} still up"
+                if effect.model == X:
+                    assert U not in units_up, "started the exclusive model beside the utility"
+                units_up.add(effect.model)
+        tenants = [m for m in (A, B, X) if s.states[m].phase is not Phase.STOPPED]
+        assert len(tenants) <= 1
