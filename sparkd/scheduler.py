@@ -74,6 +74,7 @@ class Reject:
     code: str
     message: str
     retry_after: float
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,7 @@ class Scheduler:
     policies: Mapping[str, Policy]
     queue_cap: int = 100
     wait_margin: float = 600.0  # a request waits at most start_timeout + this
+    refuse_when_busy: bool = False  # the original stack's behaviour: 429 instead of a queue
     states: dict[str, ModelState] = field(default_factory=dict)
     queue: deque[Waiter] = field(default_factory=deque)
     owner: dict[int, str] = field(default_factory=dict)  # granted request -> model
@@ -212,19 +214,23 @@ class Scheduler:
     def on_request(self, request: int, model_id: str, now: float) -> list[Effect]:
         state = self.states[model_id]
         if model_id == self.utility() and (self._exclusive_holds_gpu() or self._exclusive_waits()):
-            holder = self.tenant() or "an exclusive model"
+            blocker = self.tenant() or "an exclusive model"
             return [
                 Reject(
                     request,
                     model_id,
                     503,
                     "utility_paused",
-                    f"{model_id!r} is paused while {holder!r} needs all of the GPU's memory",
+                    f"{model_id!r} is paused while {blocker!r} needs all of the GPU's memory",
                     self._retry_after(model_id, now),
                 )
             ]
         if state.phase is Phase.READY and not self._someone_else_waits(model_id):
             return self._grant(request, model_id, now, since=now, cold=False)
+        holder = self.tenant()
+        busy = holder is not None and holder != model_id and self.policies[model_id].holds_gpu
+        if self.refuse_when_busy and busy and holder is not None:
+            return [self._busy(request, model_id, holder, now)]
         if self.queued(model_id) >= self.queue_cap:
             return [
                 Reject(
@@ -290,13 +296,21 @@ class Scheduler:
             effects += self._arm_idle(model_id, now)
         return effects
 
-    def on_start_failed(self, model_id: str, cause: str, now: float) -> list[Effect]:
-        """The unit failed, the container exited or health never came: tell every waiter why."""
+    def on_start_failed(self, model_id: str, cause: str, now: float, unit_up: bool = False) -> list[Effect]:
+        """The unit failed, the container exited or health never came: tell every waiter why.
+
+        `unit_up`: the unit still runs (an engine that never became healthy); it is stopped.
+        """
         state = self.states[model_id]
-        self._enter(model_id, Phase.STOPPED, now)
+        if state.phase is not Phase.STARTING:
+            return []
         state.failures_in_a_row += 1
         state.last_failure = cause
         effects: list[Effect] = []
+        if unit_up:
+            effects += self._stop(model_id, "unhealthy", now)
+        else:
+            self._enter(model_id, Phase.STOPPED, now)
         if self.policies[model_id].keep_warm:
             backoff = UTILITY_BACKOFF[min(state.failures_in_a_row, len(UTILITY_BACKOFF)) - 1]
             state.retry_at = now + backoff
@@ -322,13 +336,12 @@ class Scheduler:
         state = self.states[model_id]
         if state.phase is Phase.STOPPED:
             return []
-        was = state.phase
+        if state.phase is Phase.STARTING:
+            return self.on_start_failed(model_id, cause, now)  # it ended before it was ever ready
         self._enter(model_id, Phase.STOPPED, now)
         state.ready_at = None
         state.idle_timer_armed = False
         effects: list[Effect] = []
-        if was is Phase.STARTING:
-            return self.on_start_failed(model_id, cause, now)
         if state.in_flight:
             effects.append(AbortInFlight(model_id, f"{model_id!r} stopped while answering ({cause})"))
         return effects + self._advance(now)
@@ -509,6 +522,30 @@ class Scheduler:
     @staticmethod
     def _stop_pending(effects: list[Effect], model_id: str) -> bool:
         return any(isinstance(e, StopUnit) and e.model == model_id for e in effects)
+
+    def _busy(self, request: int, model_id: str, holder: str, now: float) -> Reject:
+        """The original's busy answer, headers and all, for `busy_policy = "refuse"`."""
+        state, policy = self.states[holder], self.policies[holder]
+        uptime = now - state.ready_at if state.ready_at is not None else 0.0
+        idle = now - state.last_done if state.last_done is not None and not state.in_flight else 0.0
+        release = max(policy.idle_timeout - idle, policy.min_uptime - uptime, 0.0)
+        will_stop = policy.idle_timeout > 0 and not policy.keep_warm
+        headers = (
+            ("X-Busy-Model", holder),
+            ("X-Model-Uptime-Sec", str(int(uptime))),
+            ("X-Model-Idle-Sec", str(int(idle))),
+            ("X-Time-Until-Release-Sec", str(int(release))),
+            ("X-Model-Will-Auto-Stop", "true" if will_stop else "false"),
+        )
+        return Reject(
+            request,
+            model_id,
+            429,
+            "model_busy",
+            f"{holder!r} holds the GPU; {model_id!r} can start when it is released",
+            float(max(1, round(release + self.start_estimate(model_id)))),
+            headers,
+        )
 
     def _retry_after(self, model_id: str, now: float) -> float:
         """An honest guess of when asking again could succeed, in whole seconds, at least 1."""

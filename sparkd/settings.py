@@ -6,9 +6,10 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sparkd.catalogue import SHIPPED_DIR
+from sparkd.duration import Seconds
 
 DEFAULT_PATH = Path("/etc/sparkd/sparkd.toml")
 
@@ -33,6 +34,25 @@ class Settings(BaseModel):
     data_dir: Path = Path("/usr/share/sparkd")
     # "auto" asks the CDI spec; "yes"/"no" decide for it.
     gpu: Literal["auto", "yes", "no"] = "auto"
+
+    # Serving. systemd's socket owns the port in production; `listen` is only
+    # bound when sparkd runs without socket activation (development).
+    listen: str = "127.0.0.1:8009"
+    # name:key lines. Under systemd the key file arrives as a credential
+    # ($CREDENTIALS_DIRECTORY/api-keys), which wins over this path.
+    api_keys_file: Path = Path("/etc/sparkd/api-keys")
+    # Requests waiting for one model at most; beyond it: 429 at once.
+    queue_cap: int = Field(default=100, ge=1)
+    # A queued request waits at most its model's start timeout plus this.
+    wait_margin: Seconds = 600.0
+    # "queue" waits for the GPU; "refuse" answers 429 at once like the original stack.
+    busy_policy: Literal["queue", "refuse"] = "queue"
+    # sparkd exits after this long with no main model running and no connection
+    # open; the socket starts it again on the next request. 0: never.
+    quiet_exit: Seconds = 600.0
+    # How often an engine's health route is asked while it starts.
+    health_interval: Seconds = 0.25
+    max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
 
 
 def load_settings(path: Path | None = None) -> Settings:

@@ -80,6 +80,14 @@ class TestColdStart:
         assert all("CUDA out of memory" in e.message for e in effects if isinstance(e, Reject))
         assert s.states[A].phase is Phase.STOPPED
 
+    def test_an_engine_that_never_turns_healthy_is_stopped_and_its_waiters_told(self) -> None:
+        s = scheduler()
+        s.on_request(1, A, now=0)
+        effects = s.on_start_failed(A, "no healthy answer within 100s", now=100, unit_up=True)
+        assert [e.code for e in effects if isinstance(e, Reject)] == ["model_start_failed"]
+        assert StopUnit(A, "unhealthy") in effects
+        assert s.states[A].phase is Phase.STOPPING
+
     def test_a_unit_that_goes_inactive_while_starting_counts_as_a_failed_start(self) -> None:
         s = scheduler()
         s.on_request(1, A, now=0)
@@ -180,6 +188,26 @@ class TestSingleTenancy:
         assert kinds(s.on_request(1, U, now=5)) == [StartUnit(U)]
         assert s.on_ready(U, now=10) == [Grant(1, U, waited=5, cold=True)]
         assert s.tenant() == A
+
+
+class TestRefusePolicy:
+    def test_busy_answers_429_with_the_originals_headers(self) -> None:
+        s = scheduler()
+        s.refuse_when_busy = True
+        ready(s, A, now=0)
+        s.on_request(1, A, now=10)
+        s.on_finished(1, now=20)
+        [reject] = s.on_request(2, B, now=50)
+        assert isinstance(reject, Reject)
+        assert (reject.status, reject.code) == (429, "model_busy")
+        assert dict(reject.headers) == {
+            "X-Busy-Model": A,
+            "X-Model-Uptime-Sec": "50",
+            "X-Model-Idle-Sec": "30",
+            "X-Time-Until-Release-Sec": "1170",
+            "X-Model-Will-Auto-Stop": "true",
+        }
+        assert s.states[A].phase is Phase.READY  # nothing was stopped
 
 
 class TestTheUtility:

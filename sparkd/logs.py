@@ -1,0 +1,79 @@
+"""Logging: to journald with structured fields when stderr is the journal, else plain stderr.
+
+`SPARKD_DEBUG=proxy,runtime` turns on debug output for those modules only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+FIELDS_ATTR = "journal_fields"
+
+
+def _stderr_is_journal() -> bool:
+    stream = os.environ.get("JOURNAL_STREAM", "")
+    if ":" not in stream:
+        return False
+    device, inode = stream.split(":", 1)
+    try:
+        stat = os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError):
+        return False
+    return f"{stat.st_dev}:{stat.st_ino}" == f"{device}:{inode}"
+
+
+class JournalHandler(logging.Handler):
+    """One journal entry per record, with the record's `journal_fields` as fields."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from pystemd import journal
+
+        self._sendv = journal.sendv
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            fields: dict[str, Any] = getattr(record, FIELDS_ATTR, {})
+            self._sendv(
+                MESSAGE=self.format(record),
+                PRIORITY=_priority(record.levelno),
+                SYSLOG_IDENTIFIER="sparkd",
+                LOGGER=record.name,
+                **{key.upper(): value for key, value in fields.items() if value is not None},
+            )
+        except Exception:
+            self.handleError(record)
+
+
+def _priority(level: int) -> int:
+    if level >= logging.ERROR:
+        return 3
+    if level >= logging.WARNING:
+        return 4
+    if level >= logging.INFO:
+        return 6
+    return 7
+
+
+def setup() -> None:
+    root = logging.getLogger("sparkd")
+    root.handlers.clear()
+    if _stderr_is_journal():
+        handler: logging.Handler = JournalHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    root.propagate = False
+    for module in filter(None, os.environ.get("SPARKD_DEBUG", "").split(",")):
+        logging.getLogger(f"sparkd.{module.strip()}").setLevel(logging.DEBUG)
+
+
+def fields(**values: Any) -> dict[str, Any]:
+    """`extra=` for a log call whose values become journal fields."""
+    return {FIELDS_ATTR: values}

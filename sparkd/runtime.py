@@ -1,0 +1,337 @@
+"""The run loop's side of scheduling: feed the scheduler events, carry out its effects.
+
+Everything here runs on the event loop thread, so the scheduler has one
+owner and needs no lock. Effects that do I/O (D-Bus calls, health probes)
+become tasks; their outcomes come back as new events. A request for a ready
+model is decided synchronously inside `acquire`: no D-Bus, no container and
+no health call on that path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import aiohttp
+
+from sparkd.catalogue import Catalogue
+from sparkd.errors import ApiError
+from sparkd.logs import fields
+from sparkd.scheduler import (
+    AbortInFlight,
+    ArmIdleTimer,
+    AwaitHealthy,
+    DisarmIdleTimer,
+    Effect,
+    Grant,
+    Phase,
+    Reject,
+    Scheduler,
+    StartUnit,
+    StopUnit,
+    WakeAfter,
+    WatchDeadline,
+)
+from sparkd.systemd import IDLE_PREFIX, MODEL_UNIT_PREFIX, BusEvent, JobDone, SystemdError
+
+log = logging.getLogger("sparkd.runtime")
+
+
+class UnitControl(Protocol):
+    """What the runtime asks of systemd (sparkd.systemd.SystemdBus; a fake in tests)."""
+
+    async def start_unit(self, unit: str) -> str: ...
+    async def stop_unit(self, unit: str) -> str: ...
+    async def active_units(self, pattern: str) -> list[str]: ...
+    async def arm_idle_timer(self, model_id: str, seconds: float) -> None: ...
+    async def disarm_idle_timer(self, model_id: str) -> None: ...
+
+
+class HealthProbe(Protocol):
+    async def healthy(self, url: str) -> bool: ...
+
+
+class JournalTail(Protocol):
+    async def tail(self, unit: str, lines: int) -> str: ...
+
+
+@dataclass
+class HttpHealthProbe:
+    session: aiohttp.ClientSession
+
+    async def healthy(self, url: str) -> bool:
+        try:
+            async with self.session.get(url, timeout=aiohttp.ClientTimeout(total=2)) as response:
+                return response.status == 200
+        except (aiohttp.ClientError, TimeoutError):
+            return False
+
+
+class JournalctlTail:
+    async def tail(self, unit: str, lines: int) -> str:
+        process = await asyncio.create_subprocess_exec(
+            "journalctl",
+            "-u",
+            unit,
+            "-n",
+            str(lines),
+            "-o",
+            "cat",
+            "--no-pager",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        out, _ = await process.communicate()
+        return out.decode(errors="replace").strip()
+
+
+def model_of(unit: str) -> str | None:
+    if unit.startswith(MODEL_UNIT_PREFIX) and unit.endswith(".service") and not unit.startswith(IDLE_PREFIX):
+        return unit[len(MODEL_UNIT_PREFIX) : -len(".service")]
+    return None
+
+
+@dataclass
+class Runtime:
+    catalogue: Catalogue
+    scheduler: Scheduler
+    units: UnitControl
+    probe: HealthProbe
+    journal: JournalTail
+    health_interval: float = 0.25
+    clock: Callable[[], float] = time.monotonic
+    _waiting: dict[int, asyncio.Future[Grant]] = field(default_factory=dict)
+    _deadlines: dict[int, asyncio.TimerHandle] = field(default_factory=dict)
+    _start_jobs: dict[str, str] = field(default_factory=dict)  # job path -> model
+    _starting_units: set[str] = field(default_factory=set)  # start asked, job not yet answered
+    # A job's end can be signalled before the StartUnit reply reaches the
+    # task that asked (both hop threads); such ends wait here to be claimed.
+    _early_job_results: dict[str, str] = field(default_factory=dict)
+    _upstreams: dict[str, dict[int, aiohttp.ClientResponse]] = field(default_factory=dict)
+    _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    _next_request: int = 0
+
+    # Requests -----------------------------------------------------------------
+
+    def new_request_id(self) -> int:
+        self._next_request += 1
+        return self._next_request
+
+    async def acquire(self, model_id: str, request: int) -> Grant:
+        """Wait until `model_id` may serve `request`; an ApiError says why it may not."""
+        future: asyncio.Future[Grant] = asyncio.get_running_loop().create_future()
+        self._waiting[request] = future
+        self._apply(self.scheduler.on_request(request, model_id, self.clock()))
+        try:
+            return await future
+        except asyncio.CancelledError:
+            self._forget(request)
+            self._apply(self.scheduler.on_cancelled(request, self.clock()))
+            raise
+
+    def release(self, request: int) -> None:
+        """The request's answer is complete (or failed): the model may go idle."""
+        for upstreams in self._upstreams.values():
+            upstreams.pop(request, None)
+        self._apply(self.scheduler.on_finished(request, self.clock()))
+
+    def track(self, model_id: str, request: int, upstream: aiohttp.ClientResponse) -> None:
+        """Remember a running upstream response, to end it if the model's unit goes away."""
+        self._upstreams.setdefault(model_id, {})[request] = upstream
+
+    # Lifecycle ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Adopt what systemd already runs, then bring up what should run (a warm utility)."""
+        active = [m for m in map(model_of, await self.units.active_units("sparkd-*.service")) if m]
+        known = [m for m in active if m in self.scheduler.policies]
+        for model_id in known:
+            # Idle timers from before a restart are dropped; on_ready re-arms them.
+            self._spawn(self.units.disarm_idle_timer(model_id), f"disarm {model_id}")
+        if known:
+            log.info("adopting running models: %s", ", ".join(known))
+        self._apply(self.scheduler.adopt(known, self.clock()))
+        self._apply(self.scheduler.on_wake(self.clock()))
+
+    async def close(self) -> None:
+        for handle in self._deadlines.values():
+            handle.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await task
+
+    def manual_start(self, model_id: str) -> None:
+        self._apply(self.scheduler.on_manual_start(model_id, self.clock()))
+
+    def manual_stop(self, model_id: str) -> None:
+        self._apply(self.scheduler.on_manual_stop(model_id, self.clock()))
+
+    # Events from systemd ---------------------------------------------------------
+
+    def on_bus_event(self, event: BusEvent) -> None:
+        now = self.clock()
+        if isinstance(event, JobDone):
+            if event.unit.startswith(IDLE_PREFIX) and event.result == "done":
+                model_id = event.unit[len(IDLE_PREFIX) : -len(".service")]
+                if model_id in self.scheduler.policies:
+                    self._apply(self.scheduler.on_idle_expired(model_id, now))
+                return
+            started = self._start_jobs.pop(event.job, None)
+            if started is not None:
+                self._start_job_done(started, event.result)
+            elif model_of(event.unit) in self._starting_units:
+                self._early_job_results[event.job] = event.result
+            return
+        changed = model_of(event.unit)
+        if changed is None or changed not in self.scheduler.policies:
+            return
+        model_id = changed
+        if event.active_state in ("inactive", "failed") and model_id not in self._starting_units:
+            cause = event.active_state
+            if event.result and event.result != "success":
+                cause = f"{event.active_state} ({event.result}, exit status {event.exit_status})"
+            if self.scheduler.states[model_id].phase is Phase.STARTING:
+                self._spawn(self._start_failed(model_id, f"its unit became {cause}"), "")
+            else:
+                log.info("%s is %s", event.unit, cause, extra=fields(model=model_id))
+                self._apply(self.scheduler.on_stopped(model_id, now, cause))
+
+    # Effects -----------------------------------------------------------------
+
+    def _apply(self, effects: list[Effect]) -> None:
+        for effect in effects:
+            if isinstance(effect, Grant):
+                self._settle(effect.request, effect)
+            elif isinstance(effect, Reject):
+                retry = str(max(1, round(effect.retry_after)))
+                error = ApiError(
+                    effect.status,
+                    effect.message,
+                    effect.code,
+                    None,
+                    {"Retry-After": retry, **dict(effect.headers)},
+                )
+                self._settle(effect.request, error)
+            elif isinstance(effect, WatchDeadline):
+                loop = asyncio.get_running_loop()
+                self._deadlines[effect.request] = loop.call_later(
+                    effect.seconds, self._deadline, effect.request
+                )
+            elif isinstance(effect, StartUnit):
+                log.info("starting %s", effect.model, extra=fields(model=effect.model, event="start"))
+                self._spawn(self._start_unit(effect.model), f"start {effect.model}")
+            elif isinstance(effect, StopUnit):
+                log.info(
+                    "stopping %s (%s)",
+                    effect.model,
+                    effect.reason,
+                    extra=fields(model=effect.model, event="stop", reason=effect.reason),
+                )
+                self._spawn(self._stop_unit(effect.model), f"stop {effect.model}")
+            elif isinstance(effect, ArmIdleTimer):
+                self._spawn(self.units.arm_idle_timer(effect.model, effect.seconds), f"arm {effect.model}")
+            elif isinstance(effect, DisarmIdleTimer):
+                self._spawn(self.units.disarm_idle_timer(effect.model), f"disarm {effect.model}")
+            elif isinstance(effect, WakeAfter):
+                asyncio.get_running_loop().call_later(effect.seconds, self._wake)
+            elif isinstance(effect, AwaitHealthy):
+                self._spawn(self._await_healthy(effect.model), f"health of {effect.model}")
+            elif isinstance(effect, AbortInFlight):
+                log.warning("%s", effect.cause, extra=fields(model=effect.model))
+                for upstream in list(self._upstreams.pop(effect.model, {}).values()):
+                    upstream.close()
+
+    def _settle(self, request: int, outcome: Grant | ApiError) -> None:
+        future = self._waiting.pop(request, None)
+        handle = self._deadlines.pop(request, None)
+        if handle is not None:
+            handle.cancel()
+        if future is None or future.done():
+            return
+        if isinstance(outcome, ApiError):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+
+    def _forget(self, request: int) -> None:
+        self._waiting.pop(request, None)
+        handle = self._deadlines.pop(request, None)
+        if handle is not None:
+            handle.cancel()
+
+    def _deadline(self, request: int) -> None:
+        self._deadlines.pop(request, None)
+        self._apply(self.scheduler.on_deadline(request, self.clock()))
+
+    def _wake(self) -> None:
+        self._apply(self.scheduler.on_wake(self.clock()))
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any], what: str) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _start_unit(self, model_id: str) -> None:
+        model = self.catalogue.models[model_id]
+        self._starting_units.add(model_id)
+        try:
+            job = await self.units.start_unit(model.unit_name)
+        except SystemdError as error:
+            self._starting_units.discard(model_id)
+            hint = "; run `sparkd render`" if "not found" in str(error) else ""
+            self._apply(
+                self.scheduler.on_start_failed(model_id, f"systemd refused: {error}{hint}", self.clock())
+            )
+            return
+        early = self._early_job_results.pop(job, None)
+        if early is None:
+            self._start_jobs[job] = model_id
+        else:
+            self._start_job_done(model_id, early)
+
+    def _start_job_done(self, model_id: str, result: str) -> None:
+        self._starting_units.discard(model_id)
+        if result == "done":
+            self._spawn(self._await_healthy(model_id), f"health of {model_id}")
+        else:
+            self._spawn(self._start_failed(model_id, f"its start job ended with '{result}'"), "")
+
+    async def _stop_unit(self, model_id: str) -> None:
+        try:
+            await self.units.stop_unit(self.catalogue.models[model_id].unit_name)
+        except SystemdError as error:
+            log.error("cannot stop %s: %s", model_id, error, extra=fields(model=model_id))
+
+    async def _await_healthy(self, model_id: str) -> None:
+        model = self.catalogue.models[model_id]
+        url = f"http://127.0.0.1:{model.engine_port}{model.health_path}"
+        deadline = self.clock() + model.start_timeout
+        while self.scheduler.states[model_id].phase is Phase.STARTING:
+            if await self.probe.healthy(url):
+                if self.scheduler.states[model_id].phase is Phase.STARTING:
+                    log.info("%s is ready", model_id, extra=fields(model=model_id, event="ready"))
+                    self._apply(self.scheduler.on_ready(model_id, self.clock()))
+                return
+            if self.clock() > deadline:
+                cause = f"no healthy answer from {model.health_path} within {model.start_timeout:.0f}s"
+                await self._start_failed(model_id, cause, unit_up=True)
+                return
+            await asyncio.sleep(self.health_interval)
+
+    async def _start_failed(self, model_id: str, cause: str, unit_up: bool = False) -> None:
+        unit = self.catalogue.models[model_id].unit_name
+        with contextlib.suppress(Exception):
+            tail = await self.journal.tail(unit, 5)
+            if tail:
+                cause += "; last log lines: " + " | ".join(tail.splitlines()[-5:])
+        log.error(
+            "%s failed to start: %s", model_id, cause, extra=fields(model=model_id, event="start_failed")
+        )
+        self._apply(self.scheduler.on_start_failed(model_id, cause, self.clock(), unit_up=unit_up))
