@@ -29,6 +29,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, help="settings file (default /etc/sparkd/sparkd.toml)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    commands.add_parser(
+        "serve",
+        help="run the daemon (systemd starts it through sparkd.socket)",
+        description="Serve the OpenAI-compatible API on the socket systemd passes (LISTEN_FDS), or "
+        "on the settings' `listen` address when run by hand.",
+    )
+
     render = commands.add_parser(
         "render",
         help="write every enabled model's Quadlet unit and reload systemd",
@@ -66,6 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = load_settings(args.config)
+        if args.command == "serve":
+            from sparkd import daemon
+
+            return daemon.main(args.config)
         if args.command == "render":
             return _render(args, settings)
         if args.command == "models":

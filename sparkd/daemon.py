@@ -1,0 +1,158 @@
+"""`sparkd serve`: the socket-activated daemon, wired together and shut down in a stated order.
+
+Start: settings and catalogue (fail fast), the socket systemd hands over,
+API keys, the D-Bus thread, adoption of running model units, then READY=1.
+Run: STATUS= and WATCHDOG=1 from the event loop (a wedged loop stops pinging
+and systemd restarts sparkd), SIGHUP reloads the keys, and after
+`quiet_exit` with no main model, no queue and no connection sparkd exits;
+the socket brings it back on the next request.
+Stop (SIGTERM or quiet): STOPPING=1, stop accepting, let running answers
+finish (bounded), release D-Bus. Model units keep running: the next sparkd
+adopts them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import time
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from sparkd import logs
+from sparkd.activation import Notifier, bind, systemd_sockets
+from sparkd.auth import KeyFileError, KeyRing, key_file
+from sparkd.catalogue import Catalogue, load_catalogue
+from sparkd.proxy import Gateway
+from sparkd.runtime import HttpHealthProbe, JournalctlTail, Runtime
+from sparkd.scheduler import Phase, Policy, Scheduler
+from sparkd.settings import Settings, load_settings
+from sparkd.systemd import SystemdBus
+
+log = logging.getLogger("sparkd.daemon")
+SHUTDOWN_GRACE = 30.0  # seconds running answers get to finish when sparkd stops
+
+
+def main(config: Path | None) -> int:
+    logs.setup()
+    settings = load_settings(config)
+    catalogue = load_catalogue(settings.catalogue_dir, settings.models_d)
+    sockets = systemd_sockets() or [bind(settings.listen)]
+    keys = KeyRing(key_file(settings.api_keys_file))
+    try:
+        keys.load()
+    except KeyFileError as error:
+        log.error("%s", error)
+        return 2
+    return asyncio.run(serve(settings, catalogue, sockets, keys))
+
+
+def status_line(scheduler: Scheduler, now: float) -> str:
+    tenant = scheduler.tenant()
+    parts = []
+    if tenant is None:
+        parts.append("no model running")
+    else:
+        state = scheduler.states[tenant]
+        parts.append(f"{tenant} {state.phase.value}")
+        parts.append(f"{len(state.in_flight)} in flight")
+    utility = scheduler.utility()
+    if utility and scheduler.states[utility].phase is not Phase.STOPPED:
+        parts.append(f"utility {utility} {scheduler.states[utility].phase.value}")
+    parts.append(f"{scheduler.queued()} queued")
+    return ", ".join(parts)
+
+
+async def serve(settings: Settings, catalogue: Catalogue, sockets: list[socket.socket], keys: KeyRing) -> int:
+    loop = asyncio.get_running_loop()
+    notifier = Notifier()
+    scheduler = Scheduler(
+        {m.id: Policy.of(m) for m in catalogue.enabled()},
+        queue_cap=settings.queue_cap,
+        wait_margin=settings.wait_margin,
+        refuse_when_busy=settings.busy_policy == "refuse",
+    )
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
+        timeout=aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10),
+        auto_decompress=False,
+    )
+    # The bus hands events to the runtime, which acts through the bus.
+    bus = SystemdBus(loop, lambda event: runtime.on_bus_event(event))  # noqa: PLW0108 - runtime comes next
+    runtime = Runtime(
+        catalogue,
+        scheduler,
+        bus,
+        HttpHealthProbe(session),
+        JournalctlTail(),
+        health_interval=settings.health_interval,
+    )
+    bus.start()
+    await runtime.start()
+
+    gateway = Gateway(catalogue, runtime, keys, session, settings.max_body_bytes)
+    runner = web.AppRunner(
+        gateway.app(), handler_cancellation=True, access_log=None, shutdown_timeout=SHUTDOWN_GRACE
+    )
+    await runner.setup()
+    for sock in sockets:
+        await web.SockSite(runner, sock).start()
+
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, _reload_keys, keys)
+    notifier.ready()
+    log.info("sparkd ready: %d models, listening on %d socket(s)", len(catalogue.enabled()), len(sockets))
+
+    async def housekeeping() -> None:
+        quiet_since = time.monotonic()
+        last_ping = 0.0
+        while not stop.is_set():
+            now = time.monotonic()
+            notifier.status(status_line(scheduler, now))
+            if notifier.watchdog_interval and now - last_ping >= notifier.watchdog_interval:
+                notifier.watchdog()
+                last_ping = now
+            server = runner.server
+            busy = (
+                scheduler.tenant() is not None
+                or scheduler.queued() > 0
+                or (server is not None and len(server.connections) > 0)
+            )
+            if busy:
+                quiet_since = now
+            elif settings.quiet_exit and now - quiet_since >= settings.quiet_exit:
+                log.info(
+                    "quiet for %.0fs: exiting; the socket starts sparkd again on demand", now - quiet_since
+                )
+                stop.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=1.0)
+
+    keeper = loop.create_task(housekeeping())
+    await stop.wait()
+    notifier.stopping()
+    log.info("stopping: no new connections; running answers get %.0fs", SHUTDOWN_GRACE)
+    await runner.cleanup()
+    keeper.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await keeper
+    await runtime.close()
+    bus.close()
+    await session.close()
+    log.info("stopped; model units keep running and are adopted by the next start")
+    return 0
+
+
+def _reload_keys(keys: KeyRing) -> None:
+    try:
+        keys.load()
+        log.info("API keys reloaded: %d key(s)", len(keys.keys))
+    except KeyFileError as error:
+        log.error("API keys not reloaded, the old ones stay: %s", error)

@@ -1,0 +1,286 @@
+"""The OpenAI-compatible HTTP edge: auth, routing by model, forwarding, streaming.
+
+Only the routes below reach an engine; an engine's own admin routes
+(/tokenize, /sleep, /collective_rpc, /metrics ...) are never forwarded.
+Request bodies are forwarded as the bytes the client sent unless sparkd has
+to change them (a path-style or alias model name), and SSE answers are
+relayed chunk by chunk as they arrive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from sparkd.auth import KeyRing, presented_key
+from sparkd.catalogue import Catalogue, Model
+from sparkd.errors import ApiError
+from sparkd.logs import fields
+from sparkd.runtime import Runtime
+
+log = logging.getLogger("sparkd.proxy")
+
+ENDPOINTS = ("chat/completions", "completions", "embeddings", "responses")
+# Request headers an engine needs; everything else (credentials above all) stays here.
+FORWARDED_REQUEST_HEADERS = ("Content-Type", "Accept", "Accept-Encoding", "User-Agent")
+RELAYED_RESPONSE_HEADERS = ("Content-Type", "Cache-Control")
+CORS_ORIGIN = re.compile(r"^(http://localhost(:\d+)?|http://127\.0\.0\.1(:\d+)?|vscode-webview://.+)$")
+CORS_HEADERS = {
+    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+    "Access-Control-Allow-Headers": "DNT,User-Agent,X-Requested-With,If-Modified-Since,Cache-Control,"
+    "Content-Type,Range,Authorization,X-Api-Key",
+    "Access-Control-Expose-Headers": "Content-Length,Content-Range,Retry-After,X-Request-Id",
+}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+REQUEST_ID = web.RequestKey("request_id", str)
+CLIENT_CLOSED = 499  # logged when the client hung up before the answer was complete
+KEY_NAME = web.RequestKey("key_name", str)
+
+
+def _request_ids() -> Callable[[], str]:
+    prefix = os.urandom(4).hex()
+    counter = iter(range(1, 1 << 62))
+    return lambda: f"{prefix}-{next(counter):x}"
+
+
+@dataclass
+class Gateway:
+    catalogue: Catalogue
+    runtime: Runtime
+    keys: KeyRing
+    session: aiohttp.ClientSession
+    max_body: int
+
+    def __post_init__(self) -> None:
+        self._next_id = _request_ids()
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=self.max_body, middlewares=[self._edge])
+        app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/v1/models", self.models)
+        for endpoint in ENDPOINTS:
+            app.router.add_post(f"/v1/{endpoint}", self.openai)
+        # The original stack's path form: /v1/<model>/<endpoint>.
+        app.router.add_post(
+            r"/v1/{model}/{endpoint:chat/completions|completions|embeddings|responses}", self.openai
+        )
+        app.router.add_route("*", "/{tail:.*}", self.not_found)
+        return app
+
+    # Middleware: request id, CORS, auth, and the one place errors become envelopes.
+
+    @web.middleware
+    async def _edge(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        request_id = self._next_id()
+        request[REQUEST_ID] = request_id
+        origin = request.headers.get("Origin")
+        cors = (
+            {"Access-Control-Allow-Origin": origin, **CORS_HEADERS}
+            if origin and CORS_ORIGIN.match(origin)
+            else {}
+        )
+        try:
+            if request.method == "OPTIONS" and request.path.startswith("/v1/"):
+                response: web.StreamResponse = web.Response(status=204)
+            else:
+                if request.path != "/healthz":
+                    self._authenticate(request)
+                response = await handler(request)
+        except ApiError as error:
+            response = error.response()
+        except web.HTTPRequestEntityTooLarge:
+            response = ApiError(
+                413, f"the request body is larger than {self.max_body} bytes", "body_too_large"
+            ).response()
+        except web.HTTPException as http:
+            response = ApiError(http.status, http.reason, None).response()
+        if not response.prepared:
+            response.headers["X-Request-Id"] = request_id
+            response.headers.update(cors)
+        return response
+
+    def _authenticate(self, request: web.Request) -> None:
+        if "key" in request.query or "api_key" in request.query:
+            raise ApiError(401, "API keys go in the Authorization header, never in the URL", "key_in_url")
+        key = presented_key(request.headers.get("Authorization"), request.headers.get("X-Api-Key"))
+        name = self.keys.who(key)
+        if name is None:
+            raise ApiError(
+                401,
+                "missing or wrong API key: send `Authorization: Bearer <key>` or `x-api-key: <key>`",
+                "invalid_api_key",
+            )
+        request[KEY_NAME] = name
+
+    # Routes -----------------------------------------------------------------
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def not_found(self, request: web.Request) -> web.Response:
+        raise ApiError(404, f"no route {request.method} {request.path}", "unknown_route")
+
+    async def models(self, request: web.Request) -> web.Response:
+        data = []
+        for model in self.catalogue.enabled():
+            state = self.runtime.scheduler.states.get(model.id)
+            data.append(
+                {
+                    "id": model.id,
+                    "object": "model",
+                    "created": 0,
+                    "owned_by": "sparkd",
+                    "state": state.phase.value if state else "stopped",
+                    "status": model.status.value,
+                    "role": model.role.value,
+                    "context_length": model.context_length,
+                    "max_model_len": model.context_length,
+                    "client_context": model.client_context or model.context_length,
+                    "aliases": list(model.aliases),
+                    "description": model.description,
+                }
+            )
+        return web.json_response({"object": "list", "data": data})
+
+    async def openai(self, request: web.Request) -> web.StreamResponse:
+        started = time.monotonic()
+        endpoint = request.match_info.get("endpoint") or request.path.removeprefix("/v1/")
+        body = await request.read()
+        document = _json_object(body)
+        name = request.match_info.get("model") or document.get("model")
+        if not isinstance(name, str) or not name:
+            raise ApiError(400, "the request body needs a `model` (a string)", "missing_model", "model")
+        model = self._resolve(name)
+        if document.get("model") != model.id:
+            # The engine knows a model only by its id (its served name).
+            document["model"] = model.id
+            body = json.dumps(document).encode()
+        request_id = request[REQUEST_ID]
+        ticket = self.runtime.new_request_id()
+        queued = time.monotonic()
+        grant = await self.runtime.acquire(model.id, ticket)
+        status, first_byte, sent = 0, None, 0
+        try:
+            status, first_byte, sent, response = await self._forward(request, model, endpoint, body, ticket)
+            return response
+        finally:
+            self.runtime.release(ticket)
+            log.info(
+                "%s %s %s %d",
+                request_id,
+                model.id,
+                endpoint,
+                status,
+                extra=fields(
+                    request_id=request_id,
+                    model=model.id,
+                    endpoint=endpoint,
+                    status=status,
+                    duration_ms=round((time.monotonic() - started) * 1000, 1),
+                    ttfb_ms=round((first_byte - started) * 1000, 1) if first_byte else None,
+                    queue_ms=round((time.monotonic() - queued) * 1000, 1) if grant.waited else 0,
+                    cold_start="yes" if grant.cold else "no",
+                    bytes=sent,
+                    key=request.get(KEY_NAME),
+                ),
+            )
+
+    # Forwarding -----------------------------------------------------------------
+
+    def _resolve(self, name: str) -> Model:
+        model = self.catalogue.resolve(name)
+        if model is None or not model.enabled:
+            hints = self.catalogue.close_matches(name)
+            hint = f"; did you mean {', '.join(repr(h) for h in hints)}?" if hints else ""
+            why = "is disabled" if model is not None else "does not exist"
+            raise ApiError(
+                404, f"model {name!r} {why}{hint} (GET /v1/models lists them)", "model_not_found", "model"
+            )
+        return model
+
+    async def _forward(
+        self, request: web.Request, model: Model, endpoint: str, body: bytes, ticket: int
+    ) -> tuple[int, float | None, int, web.StreamResponse]:
+        url = f"http://127.0.0.1:{model.engine_port}/v1/{endpoint}"
+        headers = {h: request.headers[h] for h in FORWARDED_REQUEST_HEADERS if h in request.headers}
+        headers["X-Request-Id"] = request[REQUEST_ID]
+        try:
+            upstream_cm = self.session.post(url, data=body, headers=headers)
+            upstream = await upstream_cm.__aenter__()
+        except (aiohttp.ClientError, OSError) as error:
+            raise ApiError(502, f"{model.id!r} did not answer: {error}", "engine_unreachable") from None
+        try:
+            self.runtime.track(model.id, ticket, upstream)
+            relay = {h: upstream.headers[h] for h in RELAYED_RESPONSE_HEADERS if h in upstream.headers}
+            first_byte = time.monotonic()
+            if upstream.content_type == "text/event-stream":
+                return await self._stream(request, model, upstream, relay, first_byte)
+            try:
+                data = await upstream.read()
+            except (aiohttp.ClientError, OSError):
+                raise ApiError(
+                    502, f"{model.id!r} stopped before its answer was complete", "engine_died"
+                ) from None
+            response = web.Response(status=upstream.status, body=data, headers=relay)
+            return upstream.status, first_byte, len(data), response
+        finally:
+            await upstream_cm.__aexit__(None, None, None)
+
+    async def _stream(
+        self,
+        request: web.Request,
+        model: Model,
+        upstream: aiohttp.ClientResponse,
+        relay: dict[str, str],
+        first_byte: float,
+    ) -> tuple[int, float | None, int, web.StreamResponse]:
+        response = web.StreamResponse(status=upstream.status, headers=relay)
+        response.headers["X-Request-Id"] = request[REQUEST_ID]
+        origin = request.headers.get("Origin")
+        if origin and CORS_ORIGIN.match(origin):
+            response.headers.update({"Access-Control-Allow-Origin": origin, **CORS_HEADERS})
+        await response.prepare(request)
+        sent = 0
+        while True:
+            try:
+                chunk = await upstream.content.readany()
+            except (aiohttp.ClientError, OSError, asyncio.IncompleteReadError):
+                # The engine went away mid-answer: say so in the stream and end
+                # it, rather than leave the client waiting on a silent connection.
+                error = ApiError(502, f"{model.id!r} stopped while streaming its answer", "engine_died")
+                with contextlib.suppress(ConnectionError):
+                    await response.write(error.sse_event())
+                return 502, first_byte, sent, response
+            if not chunk:
+                break
+            try:
+                await response.write(chunk)
+            except ConnectionError:
+                # The client left; leaving this block closes the engine's
+                # connection, which makes the engine abort the generation.
+                return CLIENT_CLOSED, first_byte, sent, response
+            sent += len(chunk)
+        await response.write_eof()
+        return upstream.status, first_byte, sent, response
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ApiError(400, f"the request body is not valid JSON: {error}", "invalid_json") from None
+    if not isinstance(document, dict):
+        raise ApiError(400, "the request body must be a JSON object", "invalid_json")
+    return document

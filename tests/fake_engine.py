@@ -1,0 +1,189 @@
+"""A fake OpenAI engine with fixed, known behaviour: a real aiohttp application.
+
+In-process (loopback tests): `make_app(...)` and read what it received from
+`app[RECEIVED]`. As a program (inside a podman container in system tests):
+
+    python fake_engine.py --port 18100 --model fake-a [--start-delay 1] [--fail-at-start]
+
+It answers /health once `start_delay` has passed, chat and text completions
+(plain or SSE, `chunks` pieces `interval` seconds apart), embeddings, and an
+admin route (/tokenize) that sparkd must never forward.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from multidict import CIMultiDict
+
+
+@dataclass
+class Received:
+    requests: list[tuple[str, CIMultiDict[str], bytes]] = field(default_factory=list)
+    cancelled: int = 0
+    completed: int = 0
+
+
+RECEIVED = web.AppKey("received", Received)
+SETTINGS = web.AppKey("settings", dict)
+
+
+def make_app(
+    model: str,
+    start_delay: float = 0.0,
+    chunks: int = 5,
+    interval: float = 0.01,
+    die_after: int | None = None,
+) -> web.Application:
+    """`die_after`: end the connection abruptly after that many chunks of a stream."""
+    app = web.Application(client_max_size=128 * 1024 * 1024)
+    app[RECEIVED] = Received()
+    app[SETTINGS] = {
+        "model": model,
+        "ready_at": time.monotonic() + start_delay,
+        "chunks": chunks,
+        "interval": interval,
+        "die_after": die_after,
+    }
+    app.router.add_get("/health", health)
+    app.router.add_get("/v1/models", models)
+    app.router.add_post("/v1/chat/completions", completion)
+    app.router.add_post("/v1/completions", completion)
+    app.router.add_post("/v1/responses", completion)
+    app.router.add_post("/v1/embeddings", embeddings)
+    app.router.add_post("/tokenize", admin)
+    return app
+
+
+async def health(request: web.Request) -> web.Response:
+    if time.monotonic() < request.app[SETTINGS]["ready_at"]:
+        return web.Response(status=503)
+    return web.Response(text="")
+
+
+async def models(request: web.Request) -> web.Response:
+    return web.json_response({"object": "list", "data": [{"id": request.app[SETTINGS]["model"]}]})
+
+
+async def admin(request: web.Request) -> web.Response:
+    request.app[RECEIVED].requests.append((request.path, CIMultiDict(request.headers), await request.read()))
+    return web.json_response({"tokens": [1, 2, 3]})
+
+
+async def embeddings(request: web.Request) -> web.Response:
+    body = await request.read()
+    request.app[RECEIVED].requests.append((request.path, CIMultiDict(request.headers), body))
+    return web.json_response(
+        {
+            "object": "list",
+            "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2, 0.3]}],
+            "model": request.app[SETTINGS]["model"],
+        }
+    )
+
+
+async def completion(request: web.Request) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    received = request.app[RECEIVED]
+    body = await request.read()
+    received.requests.append((request.path, CIMultiDict(request.headers), body))
+    document: dict[str, Any] = json.loads(body)
+    if document.get("model") != settings["model"]:
+        return web.json_response(
+            {
+                "error": {
+                    "message": f"model {document.get('model')!r} not served",
+                    "type": "NotFoundError",
+                    "code": 404,
+                }
+            },
+            status=404,
+        )
+    chat = request.path.endswith("chat/completions")
+    words = [f"word{i} " for i in range(settings["chunks"])]
+    if not document.get("stream"):
+        await asyncio.sleep(settings["interval"])
+        received.completed += 1
+        text = "".join(words)
+        choice = {
+            "index": 0,
+            "finish_reason": "stop",
+            **({"message": {"role": "assistant", "content": text}} if chat else {"text": text}),
+        }
+        return web.json_response(
+            {
+                "id": "fake-1",
+                "object": "chat.completion" if chat else "text_completion",
+                "created": 0,
+                "model": settings["model"],
+                "choices": [choice],
+                "usage": {
+                    "prompt_tokens": 3,
+                    "completion_tokens": len(words),
+                    "total_tokens": 3 + len(words),
+                },
+            }
+        )
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    try:
+        for index, word in enumerate(words):
+            if settings["die_after"] is not None and index == settings["die_after"]:
+                assert request.transport is not None
+                request.transport.abort()  # an engine that crashes mid-answer
+                return response
+            delta = {"content": word} if chat else None
+            choice = {"index": 0, "finish_reason": None, **({"delta": delta} if chat else {"text": word})}
+            event = {
+                "id": "fake-1",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": settings["model"],
+                "choices": [choice],
+            }
+            await response.write(b"data: " + json.dumps(event).encode() + b"\n\n")
+            await asyncio.sleep(settings["interval"])
+        await response.write(b"data: [DONE]\n\n")
+        received.completed += 1
+    except (asyncio.CancelledError, ConnectionError):
+        # The client (sparkd) hung up: a real engine aborts the generation here.
+        received.cancelled += 1
+        raise
+    return response
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--start-delay", type=float, default=0.0)
+    parser.add_argument("--interval", type=float, default=0.05)
+    parser.add_argument("--chunks", type=int, default=5)
+    parser.add_argument("--fail-at-start", action="store_true")
+    args = parser.parse_args()
+    if args.fail_at_start:
+        print("fake engine: failing at start on purpose", file=sys.stderr, flush=True)
+        sys.exit(3)
+    # As a container's PID 1, a process gets no default SIGTERM action.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    print(f"fake engine {args.model} on {args.host}:{args.port}", flush=True)
+    web.run_app(
+        make_app(args.model, args.start_delay, args.chunks, args.interval),
+        host=args.host,
+        port=args.port,
+        print=None,
+        handle_signals=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""sparkd's gateway and runtime, for real, on loopback, against fake engines and a fake systemd.
+
+The fake systemd answers the way the real one does over D-Bus: a start job
+whose end is signalled separately, a unit that turns inactive when stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from sparkd.auth import KeyRing
+from sparkd.catalogue import Catalogue, load_catalogue
+from sparkd.proxy import Gateway
+from sparkd.runtime import HttpHealthProbe, Runtime
+from sparkd.scheduler import Policy, Scheduler
+from sparkd.systemd import JobDone, UnitChanged
+from tests.fake_engine import make_app
+
+KEY = "test-key-0123456789abcdef"
+OTHER_KEY = "other-key-0123456789abcdef"
+
+
+@dataclass
+class FakeUnits:
+    """systemd as the runtime sees it: calls in, signals out (on the next loop turn)."""
+
+    runtime: Runtime | None = None
+    started: list[str] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)
+    timers: dict[str, float] = field(default_factory=dict)
+    fail_start: set[str] = field(default_factory=set)
+    _jobs: itertools.count[int] = field(default_factory=itertools.count)
+
+    def _signal(self, event: JobDone | UnitChanged) -> None:
+        assert self.runtime is not None
+        asyncio.get_running_loop().call_soon(self.runtime.on_bus_event, event)
+
+    async def start_unit(self, unit: str) -> str:
+        job = f"/job/{next(self._jobs)}"
+        self.started.append(unit)
+        self._signal(JobDone(job, unit, "failed" if unit in self.fail_start else "done"))
+        return job
+
+    async def stop_unit(self, unit: str) -> str:
+        self.stopped.append(unit)
+        self._signal(UnitChanged(unit, "inactive", "dead", "success", 0))
+        return f"/job/{next(self._jobs)}"
+
+    async def active_units(self, pattern: str) -> list[str]:
+        return []
+
+    async def arm_idle_timer(self, model_id: str, seconds: float) -> None:
+        self.timers[model_id] = seconds
+
+    async def disarm_idle_timer(self, model_id: str) -> None:
+        self.timers.pop(model_id, None)
+
+
+class NoJournal:
+    async def tail(self, unit: str, lines: int) -> str:
+        return "fake engine: CUDA out of memory"
+
+
+@dataclass
+class Bed:
+    url: str
+    units: FakeUnits
+    engines: dict[str, web.Application]
+    runtime: Runtime
+    catalogue: Catalogue
+    session: aiohttp.ClientSession
+
+    def headers(self, key: str = KEY) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key}"}
+
+
+def catalogue_text(ports: dict[str, int]) -> str:
+    roles = {"alpha": "main", "beta": "main", "helper": "utility"}
+    out = []
+    for model_id, port in ports.items():
+        out.append(f"""
+[models.{model_id}]
+engine = "generic"
+image = "localhost/fake:latest"
+command = ["fake"]
+port = {port}
+context_length = 4096
+role = "{roles.get(model_id, "main")}"
+aliases = ["{model_id}-alias"]
+start_timeout = "5s"
+""")
+    out.append(
+        '[models.off]\nengine = "generic"\nimage = "x"\ncommand = ["x"]\ncontext_length = 1\n'
+        'status = "disabled"\n'
+    )
+    return "\n".join(out)
+
+
+@asynccontextmanager
+async def gateway(
+    tmp_path: Path,
+    queue_cap: int = 100,
+    engine_options: dict[str, dict[str, object]] | None = None,
+    max_body: int = 1024 * 1024,
+    busy_policy: str = "queue",
+) -> AsyncIterator[Bed]:
+    runners = []
+    engines: dict[str, web.Application] = {}
+    ports: dict[str, int] = {}
+    for model_id in ("alpha", "beta", "helper"):
+        app = make_app(model_id, **(engine_options or {}).get(model_id, {}))  # type: ignore[arg-type]
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        runners.append(runner)
+        engines[model_id] = app
+        ports[model_id] = runner.addresses[0][1]
+    shipped = tmp_path / "catalogue"
+    shipped.mkdir(exist_ok=True)
+    (shipped / "test.toml").write_text(catalogue_text(ports))
+    catalogue = load_catalogue(shipped, None)
+    keys_file = tmp_path / "api-keys"
+    keys_file.write_text(f"me:{KEY}\nother:{OTHER_KEY}\n")
+    keys = KeyRing(keys_file)
+    keys.load()
+    session = aiohttp.ClientSession(auto_decompress=False)
+    scheduler = Scheduler(
+        {m.id: Policy.of(m) for m in catalogue.enabled()},
+        queue_cap=queue_cap,
+        refuse_when_busy=busy_policy == "refuse",
+    )
+    units = FakeUnits()
+    runtime = Runtime(
+        catalogue, scheduler, units, HttpHealthProbe(session), NoJournal(), health_interval=0.02
+    )
+    units.runtime = runtime
+    await runtime.start()
+    app = Gateway(catalogue, runtime, keys, session, max_body).app()
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    client = aiohttp.ClientSession()
+    try:
+        yield Bed(f"http://127.0.0.1:{port}", units, engines, runtime, catalogue, client)
+    finally:
+        await client.close()
+        await runner.cleanup()
+        await runtime.close()
+        await session.close()
+        for engine_runner in runners:
+            await engine_runner.cleanup()

@@ -1,0 +1,344 @@
+"""The gateway on loopback: real aiohttp both ways, fake engines, fake systemd."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+
+import openai
+import pytest
+from multidict import CIMultiDict
+
+from tests.fake_engine import RECEIVED
+from tests.loopback.harness import KEY, Bed, gateway
+
+Scenario = Callable[[Bed], Awaitable[None]]
+CHAT = {"model": "alpha", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def run(tmp_path: Path, scenario: Scenario, **options: object) -> None:
+    async def main() -> None:
+        async with gateway(tmp_path, **options) as bed:  # type: ignore[arg-type]
+            await asyncio.wait_for(scenario(bed), timeout=30)
+
+    asyncio.run(main())
+
+
+async def post(
+    bed: Bed, path: str, body: object, key: str | None = KEY, headers: dict[str, str] | None = None
+) -> tuple[int, Mapping[str, str], dict[str, object]]:
+    all_headers = {**({"Authorization": f"Bearer {key}"} if key else {}), **(headers or {})}
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    async with bed.session.post(bed.url + path, data=data, headers=all_headers) as response:
+        text = await response.read()
+        payload = json.loads(text) if text.startswith(b"{") else {}
+        return response.status, CIMultiDict(response.headers), payload
+
+
+def error_code(payload: dict[str, object]) -> object:
+    error = payload["error"]
+    assert isinstance(error, dict)
+    assert set(error) == {"message", "type", "param", "code"}
+    return error["code"]
+
+
+class TestAuthComesFirst:
+    def test_no_key_is_401_and_wakes_nothing(self, tmp_path: Path) -> None:
+        async def scenario(bed: Bed) -> None:
+            status, headers, payload = await post(bed, "/v1/chat/completions", CHAT, key=None)
+            assert (status, error_code(payload)) == (401, "invalid_api_key")
+            assert "X-Request-Id" in headers
+            assert bed.units.started == []
+
+        run(tmp_path, scenario)
+
+    def test_a_wrong_key_is_401(self, tmp_path: Path) -> None:
+        async def scenario(bed: Bed) -> None:
+            status, _, _ = await post(bed, "/v1/chat/completions", CHAT, key="wrong-key-0123456789abcdef")
+            assert status == 401
+            assert bed.units.started == []
+
+        run(tmp_path, scenario)
+
+    def test_x_api_key_works_and_keys_in_the_url_never_do(self, tmp_path: Path) -> None:
+        async def scenario(bed: Bed) -> None:
+            status, _, _ = await post(bed, "/v1/chat/completions", CHAT, key=None, headers={"x-api-key": KEY})
+            assert status == 200
+            status, _, payload = await post(bed, f"/v1/chat/completions?key={KEY}", CHAT, key=None)
+            assert (status, error_code(payload)) == (401, "key_in_url")
+
+        run(tmp_path, scenario)
+
+    def test_healthz_needs_no_key(self, tmp_path: Path) -> None:
+        async def scenario(bed: Bed) -> None:
+            async with bed.session.get(bed.url + "/healthz") as response:
+                assert (response.status, await response.text()) == (200, "ok\n")
+
+        run(tmp_path, scenario)
+
+    def test_the_clients_credentials_never_reach_the_engine(self, tmp_path: Path) -> None:
+        async def scenario(bed: Bed) -> None:
+            await post(bed, "/v1/chat/completions", CHAT, headers={"x-api-key": KEY, "Cookie": "c=1"})
+            [(_, headers, _)] = bed.engines["alpha"][RECEIVED].requests
+            assert not {"Authorization", "X-Api-Key", "Cookie"} & set(headers)
+            assert headers["X-Request-Id"]
+
+        run(tmp_path, scenario)
+
+
+class TestBadInput:
+    @pytest.mark.parametrize(
+        ("body", "code"),
+        [
+            (b"{not json", "invalid_json"),
+            (b"[1, 2]", "invalid_json"),
+            (b'{"messages": []}', "missing_model"),
+            (b'{"model": 7}', "missing_model"),
+            (b"\xff\xfe", "invalid_json"),
+        ],
+    )
+    def test_bodies_sparkd_cannot_route_get_400(self, tmp_path: Path, body: bytes, code: str) -> None:
+        async def scenario(bed: Bed) -> None:
+            status, _, payload = await post(bed, "/v1/chat/completions", body)
+            assert (status, error_code(payload)) == (400, code)
+            assert bed.units.started == []
+
+        run(tmp_path, scenario)
+
+    def test_an_unknown_model_is_404_with_close_matches(self, tmp_path: Path) -> None:
+        async def scenario(bed: Bed) -> None:
+            status, _, payload = await post(bed, "/v1/chat/completions", {**CHAT, "model": "alpah"})
+            assert (status, error_code(payload)) == (404, "model_not_found")
+            assert "'alpha'" in str(payload)
+            status, _, _ = await post(bed, "/v1/chat/completions", {**CHAT, "model": "off"})
+            assert status == 404
+
+        run(tmp_path, scenario)
+
+    def test_a_body_over_the_limit_is_413(self, tmp_path: Path) -> None:
+        async def scenario(bed: Bed) -> None:
+            big = io.BytesIO(b"x" * (1024 * 1024 + 1))
+            async with bed.session.post(
+                bed.url + "/v1/chat/completions", data=big, headers=bed.headers()
+            ) as r:
+                status, payload = r.status, await r.json()
+            assert (status, error_code(payload)) == (413, "body_too_large")
+
+        run(tmp_path, scenario)
+
+    def test_engine_admin_routes_are_not_reachable(self, tmp_path: Path) -> None:
+        async def scenario(bed: Bed) -> None:
+            for path in (
+                "/tokenize",
+                "/v1/../tokenize",
+                "/v1/alpha/tokenize",
+                "/sleep",
+                "/metrics/../tokenize",
+            ):
+                status, _, payload = await post(bed, path, {"model": "alpha", "prompt": "x"})
+                assert status == 404, path
+                assert error_code(payload) == "unknown_route"
+            assert bed.engines["alpha"][RECEIVED].requests == []
+
+        run(tmp_path, scenario)
+
+
+class TestServing:
+    def test_the_openai_sdk_gets_an_answer_from_a_cold_model(self, tmp_path: Path) -> None:
+        async def scenario(bed: Bed) -> None:
+            client = openai.AsyncOpenAI(base_url=bed.url + "/v1", api_key=KEY, max_retries=0)
+            reply = await client.chat.completions.create(
+                model="alpha", messages=[{"role": "user", "content": "hi"}]
+            )
+            assert reply.choices[0].message.content == "word0 word1 word2 word3 word4 "
+            assert bed.units.started == ["sparkd-alpha.service"]
+            await client.close()
+
+        run(tmp_path, scenario)
+
+    def test_concurrent_requests_for_a_cold_model_join_one_start(self, tmp_path: Path) -> None:
+        async def scenario(bed: Bed) -> None:
+            results = await asyncio.gather(*(post(bed, "/v1/chat/completions", CHAT) for _ in range(20)))
+            assert [status for status, _, _ in results] == [200] * 20
+            assert bed.units.started == ["sparkd-alpha.service"]
+
+        run(tmp_path, scenario)
+
+    def test_sse_is_relayed_chunk_by_chunk_as_it_comes(self, tmp_path: Path) -> None:
+        async def scenario(bed: Bed) -> None:
+            await post(bed, "/v1/chat/completions", CHAT)  # warm
+            arrivals = []
+            body = json.dumps({**CHAT, "stream": True}).encode()
+            async with bed.session.post(
+                bed.url + "/v1/chat/completions", data=body, headers=bed.headers()
+            ) as r:
+                assert r.headers["Content-Type"].startswith("text/event-stream")
+                async for _ in r.content.iter_any():
+                    arrivals.append(time.monotonic())
+            assert len(arrivals) >= 5
+            assert arrivals[-1] - arrivals[0] >= 0.15  # spread out, not buffered into one write
+
+        run(tmp_path, scenario, engine_options={"alpha": {"interval": 0.05}})
+
+    def test_the_sdk_streams_through_sparkd(self, tmp_path: Path) -> None:
+        async def scenario(bed: Bed) -> None:
+            client = openai.AsyncOpenAI(base_url=bed.url + "/v1", api_key=KEY, max_retries=0)
+            stream = await client.chat.completions.create(
+                model="alpha", messages=[{"role": "user", "content": "hi"}], stream=True
+            )
+            pieces = [chunk.choices[0].delta.content async for chunk in stream]
+            assert "".join(p or "" for p in pieces) == "word0 word1 word2 word3 word4 "
+            await client.close()
+
+        run(tmp_path, scenario)
+
+    def test_an_alias_and_the_path_form_reach_the_model_by_its_id(self, tmp_path: Path) -> None:
+        async def scenario(bed: Bed) -> None:
+            status, _, payload = await post(bed, "/v1/chat/completions", {**CHAT, "model": "alpha-alias"})
+            assert (status, payload["model"]) == (200, "alpha")
+            status, _, payload = await post(bed, "/v1/alpha/chat/completions", {"messages": CHAT["messages"]})
+            assert (status, payload["model"]) == (200, "alpha")
+
+        run(tmp_path, scenario)
+
+    def test_bodies_are_forwarded_byte_for_byte(self, tmp_path: Path) -> None:
+        async def scenario(bed: Bed) -> None:
+            body = '{"model":"alpha","messages":[{"role":"user","content":"€ \\u00e9 😀"}]}'.encode()
+            await post(bed, "/v1/chat/completions", body)
+            [(_, _, received)] = bed.engines["alpha"][RECEIVED].requests
+            assert received == body
+
+        run(tmp_path, scenario)
+
+    def test_models_lists_every_enabled_model_with_its_state(self, tmp_path: Path) -> None:
+        async def scenario(bed: Bed) -> None:
+            await post(bed, "/v1/chat/completions", CHAT)
+            async with bed.session.get(bed.url + "/v1/models", headers=bed.headers()) as response:
+                listing = await response.json()
+            by_id = {m["id"]: m for m in listing["data"]}
+            assert listing["object"] == "list"
+            assert set(by_id) == {"alpha", "beta", "helper"}
+            assert (by_id["alpha"]["state"], by_id["beta"]["state"]) == ("ready", "stopped")
+            assert by_id["alpha"]["context_length"] == 4096
+            assert by_id["alpha"]["aliases"] == ["alpha-alias"]
+            assert bed.units.started == ["sparkd-alpha.service"]  # listing wakes nothing
+
+        run(tmp_path, scenario)
+
+    def test_embeddings_are_served(self, tmp_path: Path) -> None:
+        async def scenario(bed: Bed) -> None:
+            status, _, payload = await post(bed, "/v1/embeddings", {"model": "alpha", "input": "hi"})
+            assert (status, payload["object"]) == (200, "list")
+
+        run(tmp_path, scenario)
+
+    def test_cors_for_local_tools(self, tmp_path: Path) -> None:
+        async def scenario(bed: Bed) -> None:
+            origin = {"Origin": "http://localhost:5173"}
+            async with bed.session.options(bed.url + "/v1/chat/completions", headers=origin) as response:
+                assert response.status == 204
+                assert response.headers["Access-Control-Allow-Origin"] == "http://localhost:5173"
+                assert "Retry-After" in response.headers["Access-Control-Expose-Headers"]
+            _, headers, _ = await post(
+                bed, "/v1/chat/completions", CHAT, headers={"Origin": "http://evil.example"}
+            )
+            assert "Access-Control-Allow-Origin" not in headers
+
+        run(tmp_path, scenario)
+
+
+class TestSwapsAndQueues:
+    def test_a_request_for_another_model_swaps_after_the_current_one_stops(self, tmp_path: Path) -> None:
+        async def scenario(bed: Bed) -> None:
+            await post(bed, "/v1/chat/completions", CHAT)
+            status, _, payload = await post(bed, "/v1/chat/completions", {**CHAT, "model": "beta"})
+            assert (status, payload["model"]) == (200, "beta")
+            assert bed.units.started == ["sparkd-alpha.service", "sparkd-beta.service"]
+            assert bed.units.stopped == ["sparkd-alpha.service"]
+
+        run(tmp_path, scenario)
+
+    def test_the_utility_runs_beside_the_main_model(self, tmp_path: Path) -> None:
+        async def scenario(bed: Bed) -> None:
+            await post(bed, "/v1/chat/completions", CHAT)
+            status, _, _ = await post(bed, "/v1/chat/completions", {**CHAT, "model": "helper"})
+            assert status == 200
+            assert bed.units.stopped == []
+
+        run(tmp_path, scenario)
+
+    def test_a_full_queue_answers_429_with_retry_after_at_once(self, tmp_path: Path) -> None:
+        async def scenario(bed: Bed) -> None:
+            results = await asyncio.gather(*(post(bed, "/v1/chat/completions", CHAT) for _ in range(6)))
+            statuses = sorted(status for status, _, _ in results)
+            assert statuses == [200, 200, 429, 429, 429, 429]
+            rejected = [h for status, h, _ in results if status == 429]
+            assert all(int(h["Retry-After"]) >= 1 for h in rejected)
+
+        run(tmp_path, scenario, queue_cap=2, engine_options={"alpha": {"start_delay": 0.3}})
+
+    def test_refuse_policy_answers_busy_like_the_original(self, tmp_path: Path) -> None:
+        async def scenario(bed: Bed) -> None:
+            await post(bed, "/v1/chat/completions", CHAT)
+            status, headers, payload = await post(bed, "/v1/chat/completions", {**CHAT, "model": "beta"})
+            assert (status, error_code(payload)) == (429, "model_busy")
+            assert headers["X-Busy-Model"] == "alpha"
+            assert bed.units.stopped == []
+
+        run(tmp_path, scenario, busy_policy="refuse")
+
+    def test_a_model_that_fails_to_start_gets_a_503_naming_the_cause(self, tmp_path: Path) -> None:
+        async def scenario(bed: Bed) -> None:
+            bed.units.fail_start.add("sparkd-alpha.service")
+            started = time.monotonic()
+            status, _, payload = await post(bed, "/v1/chat/completions", CHAT)
+            assert (status, error_code(payload)) == (503, "model_start_failed")
+            assert "CUDA out of memory" in str(payload)
+            assert time.monotonic() - started < 2
+
+        run(tmp_path, scenario)
+
+
+class TestEnginesFailing:
+    def test_an_engine_dying_mid_stream_ends_the_stream_with_an_error_event(self, tmp_path: Path) -> None:
+        async def scenario(bed: Bed) -> None:
+            body = json.dumps({**CHAT, "stream": True}).encode()
+            async with bed.session.post(
+                bed.url + "/v1/chat/completions", data=body, headers=bed.headers()
+            ) as r:
+                text = (await r.read()).decode()
+            assert text.count("word") == 2
+            last = text.strip().split("\n\n")[-1]
+            assert json.loads(last.removeprefix("data: "))["error"]["code"] == "engine_died"
+
+        run(tmp_path, scenario, engine_options={"alpha": {"die_after": 2}})
+
+    def test_a_client_that_leaves_cancels_the_engines_work(self, tmp_path: Path) -> None:
+        async def scenario(bed: Bed) -> None:
+            body = json.dumps({**CHAT, "stream": True}).encode()
+            async with bed.session.post(
+                bed.url + "/v1/chat/completions", data=body, headers=bed.headers()
+            ) as r:
+                await r.content.readany()
+            for _ in range(100):
+                if bed.engines["alpha"][RECEIVED].cancelled:
+                    break
+                await asyncio.sleep(0.02)
+            assert bed.engines["alpha"][RECEIVED].cancelled == 1
+            assert bed.runtime.scheduler.states["alpha"].in_flight == set()
+
+        run(tmp_path, scenario, engine_options={"alpha": {"interval": 0.2, "chunks": 20}})
+
+    def test_an_unreachable_engine_is_502(self, tmp_path: Path) -> None:
+        async def scenario(bed: Bed) -> None:
+            await post(bed, "/v1/chat/completions", CHAT)
+            model = bed.catalogue.models["alpha"]
+            object.__setattr__(model, "port", 9)  # nothing listens on the discard port
+            status, _, payload = await post(bed, "/v1/chat/completions", CHAT)
+            assert (status, error_code(payload)) == (502, "engine_unreachable")
+
+        run(tmp_path, scenario)
