@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A private systemd for sparkd's system tests and demo: real systemd, D-Bus, journald, podman, Quadlet.
 
-    scripts/testbed.py up | down | status | exec -- COMMAND...
+    scripts/testbed.py up | down | status | exec -- COMMAND... | install-sparkd LISTEN KEY
 
 systemd boots as PID 1 of its own PID and mount namespace
 (`unshare --fork --pid --mount --mount-proc --propagation private`), with
@@ -162,6 +162,44 @@ class PrivateSystemd:
         PIDFILE.unlink(missing_ok=True)
 
 
+SPARKD = ROOT / ".venv" / "bin" / "sparkd"
+BED_CONFIG = "/run/sparkd-bed"  # inside the bed: settings, keys and drop-ins of this checkout's sparkd
+
+
+def install_sparkd(bed: PrivateSystemd, listen: str, key: str, settings: str = "", models: str = "") -> None:
+    """Install this checkout's sparkd into the bed as the package would, and start its socket.
+
+    The units are the shipped ones (units/), placed in the bed's private
+    /run/systemd/system, with a drop-in for what differs from a package
+    install: the command (this checkout's .venv) and the listening address.
+    """
+    bed.write_file(f"{BED_CONFIG}/api-keys", f"bed:{key}\n")
+    bed.write_file(
+        f"{BED_CONFIG}/sparkd.toml",
+        f'models_d = "{BED_CONFIG}/models.d"\napi_keys_file = "{BED_CONFIG}/api-keys"\ngpu = "no"\n'
+        + settings,
+    )
+    bed.write_file(f"{BED_CONFIG}/models.d/bed.toml", models)
+    for unit in ("sparkd.socket", "sparkd.service"):
+        bed.write_file(f"/run/systemd/system/{unit}", (ROOT / "units" / unit).read_text())
+    bed.write_file(
+        "/run/systemd/system/sparkd.socket.d/bed.conf", f"[Socket]\nListenStream=\nListenStream={listen}\n"
+    )
+    bed.write_file(
+        "/run/systemd/system/sparkd.service.d/bed.conf",
+        "[Service]\n"
+        "ExecStart=\n"
+        f"ExecStart={SPARKD} --config {BED_CONFIG}/sparkd.toml serve\n"
+        f"LoadCredential=\nLoadCredential=api-keys:{BED_CONFIG}/api-keys\n"
+        # The checkout's .venv may live under /root (pyenv) or /tmp (CI): the
+        # packaged sparkd lives in /usr and keeps both protections.
+        "ProtectHome=false\nPrivateTmp=false\n",
+    )
+    bed.run(str(SPARKD), "--config", f"{BED_CONFIG}/sparkd.toml", "render")
+    bed.run("systemctl", "daemon-reload")
+    bed.run("systemctl", "restart", "sparkd.socket")
+
+
 def main(argv: list[str]) -> int:
     action = argv[1] if len(argv) > 1 else "status"
     bed = PrivateSystemd.existing()
@@ -175,6 +213,14 @@ def main(argv: list[str]) -> int:
         if bed is not None:
             bed.poweroff()
         print("private systemd stopped")
+        return 0
+    if action == "install-sparkd":
+        # install-sparkd LISTEN KEY: this checkout's sparkd, socket-activated, in the bed.
+        if bed is None:
+            print("not running; start it with: scripts/testbed.py up", file=sys.stderr)
+            return 1
+        install_sparkd(bed, argv[2], argv[3])
+        print(f"sparkd.socket listening on {argv[2]} in the private systemd")
         return 0
     if action == "status":
         print(f"running as host PID {bed.pid}" if bed else "not running")

@@ -28,6 +28,7 @@ from sparkd import logs
 from sparkd.activation import Notifier, bind, systemd_sockets
 from sparkd.auth import KeyFileError, KeyRing, key_file
 from sparkd.catalogue import Catalogue, load_catalogue
+from sparkd.hostfacts import detect_host
 from sparkd.proxy import Gateway
 from sparkd.runtime import HttpHealthProbe, JournalctlTail, Runtime
 from sparkd.scheduler import Phase, Policy, Scheduler
@@ -71,8 +72,9 @@ def status_line(scheduler: Scheduler, now: float) -> str:
 async def serve(settings: Settings, catalogue: Catalogue, sockets: list[socket.socket], keys: KeyRing) -> int:
     loop = asyncio.get_running_loop()
     notifier = Notifier()
+    host_has_gpu = detect_host(settings).gpu
     scheduler = Scheduler(
-        {m.id: Policy.of(m) for m in catalogue.enabled()},
+        {m.id: Policy.of(m, host_has_gpu) for m in catalogue.enabled()},
         queue_cap=settings.queue_cap,
         wait_margin=settings.wait_margin,
         refuse_when_busy=settings.busy_policy == "refuse",

@@ -181,6 +181,9 @@ def render_container(model: Model, host: HostFacts) -> str:
         unit.add(c, "PodmanArgs", f"--entrypoint={quote_word(model.entrypoint)}")
 
     s = "Service"
+    # A cid file left behind (a crashed conmon, or podman older than 4.4, which
+    # never removes it) makes `podman run --cidfile` refuse the next start.
+    unit.add(s, "ExecStartPre", "-/bin/rm -f %t/%N.cid")
     # Starting includes pulling a missing image and creating the container.
     unit.add(s, "TimeoutStartSec", format_seconds(model.start_timeout))
     # Longer than podman's own stop timeout, so systemd never kills first.

@@ -146,8 +146,11 @@ class Policy:
     keep_warm: bool = False
 
     @classmethod
-    def of(cls, model: Model) -> Policy:
-        return cls(model.role, model.idle_timeout, model.min_uptime, model.start_timeout, model.keep_warm)
+    def of(cls, model: Model, host_has_gpu: bool = True) -> Policy:
+        # A GPU model is never kept warm on a machine without a GPU: it
+        # could only fail to start, again and again.
+        keep_warm = model.keep_warm and (host_has_gpu or not model.gpu)
+        return cls(model.role, model.idle_timeout, model.min_uptime, model.start_timeout, keep_warm)
 
     @property
     def holds_gpu(self) -> bool:

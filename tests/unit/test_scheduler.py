@@ -238,6 +238,15 @@ class TestTheUtility:
         assert (reject.status, reject.code) == (503, "utility_paused")
 
 
+def test_a_gpu_utility_is_not_kept_warm_on_a_machine_without_a_gpu() -> None:
+    from sparkd.catalogue import load_catalogue
+
+    utility = load_catalogue().utility
+    assert utility is not None
+    assert Policy.of(utility, host_has_gpu=True).keep_warm
+    assert not Policy.of(utility, host_has_gpu=False).keep_warm
+
+
 class TestBounds:
     def test_a_full_queue_answers_429_at_once(self) -> None:
         s = scheduler(queue_cap=2)

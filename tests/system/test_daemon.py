@@ -1,0 +1,223 @@
+"""sparkd as installed: socket-activated by systemd, starting, swapping and idling real podman units.
+
+Lifecycle tests use a fake engine (tests/fake_engine.py) in real containers
+under real Quadlet units; the chat path uses the real vLLM demo model.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import openai
+import pytest
+from testbed import PrivateSystemd, install_sparkd
+
+from tests.system.conftest import ROOT, wait_for
+
+PORT = 18009
+URL = f"http://127.0.0.1:{PORT}"
+KEY = "bed-" + secrets.token_hex(16)
+MAINS = ("demo", "fake-a", "fake-b", "fake-excl", "fake-idle", "fake-broken")
+
+
+def fake(model_id: str, port: int, extra: str = "", flags: str = "") -> str:
+    return f"""
+[models.{model_id}]
+engine = "generic"
+image = "localhost/sparkd-demo:latest"
+command = ["/opt/sparkd-demo/venv/bin/python", "/opt/sparkd-tests/fake_engine.py",
+           "--port", "{{port}}", "--model", "{{model_id}}", "--start-delay", "1"{flags}]
+volumes = ["/usr:/usr:ro", "/etc:/etc:ro", "{{state}}/demo:/opt/sparkd-demo:ro", "{ROOT}/tests:/opt/sparkd-tests:ro"]
+gpu = false
+port = {port}
+context_length = 4096
+start_timeout = "60s"
+stop_timeout = "10s"
+{extra}
+"""
+
+
+FAKE_MODELS = '[models."qwen3.5-0.8b"]\nstatus = "disabled"\n' + "".join([
+    fake("fake-a", 18101),
+    fake("fake-b", 18102),
+    fake("fake-util", 18103, 'role = "utility"\nkeep_warm = true'),
+    fake("fake-excl", 18104, 'role = "exclusive"'),
+    fake("fake-broken", 18105, "", ', "--fail-at-start"'),
+    fake("fake-idle", 18106, 'idle_timeout = "3s"\nmin_uptime = "0s"'),
+])
+
+
+def request(path: str, body: object | None = None, key: str | None = KEY,
+            timeout: float = 120) -> tuple[int, dict[str, str], dict[str, object]]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(URL + path, data=data, method="POST" if data else "GET")
+    req.add_header("Content-Type", "application/json")
+    if key:
+        req.add_header("Authorization", f"Bearer {key}")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as response:
+            raw = response.read()
+            return response.status, dict(response.headers), json.loads(raw) if raw.startswith(b"{") else {}
+    except urllib.error.HTTPError as error:
+        raw = error.read()
+        return error.code, dict(error.headers), json.loads(raw) if raw.startswith(b"{") else {}
+
+
+def chat(model: str) -> tuple[int, dict[str, str], dict[str, object]]:
+    return request("/v1/chat/completions", {"model": model, "messages": [{"role": "user", "content": "hi"}],
+                                            "max_tokens": 8})
+
+
+def state(bed: PrivateSystemd, unit: str) -> str:
+    return bed.run("systemctl", "is-active", unit, check=False).stdout.strip()
+
+
+def prop(bed: PrivateSystemd, unit: str, name: str) -> str:
+    return bed.run("systemctl", "show", unit, "-p", name, "--value").stdout.strip()
+
+
+def active_mains(bed: PrivateSystemd) -> set[str]:
+    listed = bed.run("systemctl", "list-units", "sparkd-*.service", "--no-legend", "--plain",
+                     "--state=active,activating,deactivating,reloading", check=False).stdout
+    units = {line.split()[0] for line in listed.splitlines() if line.strip()}
+    return {m for m in MAINS if f"sparkd-{m}.service" in units}
+
+
+@pytest.fixture(scope="module")
+def sparkd(bed: PrivateSystemd) -> Iterator[PrivateSystemd]:
+    install_sparkd(bed, f"127.0.0.1:{PORT}", KEY, settings="quiet_exit = 0\n", models=FAKE_MODELS)
+    yield bed
+    bed.run("systemctl", "stop", "sparkd.socket", "sparkd.service", check=False)
+
+
+@pytest.fixture
+def tenancy_checker(sparkd: PrivateSystemd) -> Iterator[list[set[str]]]:
+    """An independent sampler of unit states: every moment with two main units up is recorded."""
+    violations: list[set[str]] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            up = active_mains(sparkd)
+            if len(up) > 1:
+                violations.append(up)
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    yield violations
+    done.set()
+    thread.join()
+
+
+def test_the_socket_starts_sparkd_on_the_first_connection(sparkd: PrivateSystemd) -> None:
+    assert state(sparkd, "sparkd.socket") == "active"
+    assert state(sparkd, "sparkd.service") == "inactive"
+    status, _, _ = request("/healthz", key=None)
+    assert status == 200
+    assert state(sparkd, "sparkd.service") == "active"
+    assert prop(sparkd, "sparkd.service", "Type") == "notify"
+
+
+def test_without_a_key_nothing_wakes(sparkd: PrivateSystemd) -> None:
+    status, _, payload = chat("fake-a")
+    assert status == 200  # with the key it works...
+    sparkd.run("systemctl", "stop", "sparkd-fake-a.service")
+    status, _, payload = chat_without_key = request(
+        "/v1/chat/completions", {"model": "fake-a", "messages": []}, key=None
+    )
+    assert status == 401, chat_without_key
+    time.sleep(1)
+    assert state(sparkd, "sparkd-fake-a.service") == "inactive"
+
+
+def test_the_demo_model_answers_the_openai_sdk_through_sparkd(sparkd: PrivateSystemd) -> None:
+    client = openai.OpenAI(base_url=URL + "/v1", api_key=KEY, max_retries=0, timeout=300)
+    reply = client.chat.completions.create(
+        model="demo", messages=[{"role": "user", "content": "Say hello."}], max_tokens=16, temperature=0
+    )
+    assert reply.choices[0].message.content
+    stream = client.chat.completions.create(
+        model="demo", messages=[{"role": "user", "content": "Count to five."}], max_tokens=24, stream=True
+    )
+    pieces = [chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices]
+    assert len(pieces) > 2
+    models = {m.id for m in client.models.list()}
+    assert {"demo", "fake-a", "gpt-oss-20b"} <= models
+
+
+def test_a_swap_never_has_two_tenants(sparkd: PrivateSystemd, tenancy_checker: list[set[str]]) -> None:
+    for model in ("fake-a", "fake-b", "fake-a"):
+        status, _, payload = chat(model)
+        assert (status, payload.get("model")) == (200, model), payload
+        others = active_mains(sparkd) - {model}
+        assert not others
+    assert tenancy_checker == []
+
+
+def test_the_utility_makes_way_for_an_exclusive_model_and_comes_back(sparkd: PrivateSystemd) -> None:
+    wait_for(lambda: state(sparkd, "sparkd-fake-util.service") == "active", 60, "the warm utility")
+    status, _, _ = chat("fake-util")
+    assert status == 200
+    status, _, _ = chat("fake-excl")
+    assert status == 200
+    assert state(sparkd, "sparkd-fake-util.service") == "inactive"
+    util_left = int(prop(sparkd, "sparkd-fake-util.service", "InactiveEnterTimestampMonotonic"))
+    excl_began = int(prop(sparkd, "sparkd-fake-excl.service", "InactiveExitTimestampMonotonic"))
+    assert util_left <= excl_began, "the exclusive model started before the utility was gone"
+    status, _, payload = chat("fake-util")
+    assert (status, payload["error"]["code"]) == (503, "utility_paused")  # type: ignore[index]
+    sparkd.run("systemctl", "stop", "sparkd-fake-excl.service")
+    wait_for(lambda: state(sparkd, "sparkd-fake-util.service") == "active", 60, "the utility to come back")
+
+
+def test_an_idle_model_is_stopped_by_its_systemd_timer(sparkd: PrivateSystemd) -> None:
+    status, _, _ = chat("fake-idle")
+    assert status == 200
+    wait_for(lambda: "sparkd-idle-fake-idle.timer" in sparkd.run(
+        "systemctl", "list-timers", "--all", "--no-legend").stdout, 10, "the idle timer to be listed")
+    wait_for(lambda: state(sparkd, "sparkd-fake-idle.service") == "inactive", 30, "the idle stop")
+    assert prop(sparkd, "sparkd-fake-idle.service", "Result") == "success"
+
+
+def test_an_engine_that_fails_to_start_gets_a_fast_503_naming_the_cause(sparkd: PrivateSystemd) -> None:
+    started = time.monotonic()
+    status, headers, payload = chat("fake-broken")
+    assert status == 503
+    error = payload["error"]
+    assert isinstance(error, dict)
+    assert error["code"] == "model_start_failed"
+    assert "failing at start on purpose" in str(error["message"])
+    assert int(headers["Retry-After"]) >= 1
+    assert time.monotonic() - started < 30
+
+
+def test_sparkd_killed_with_a_model_running_comes_back_and_adopts_it(sparkd: PrivateSystemd) -> None:
+    status, _, _ = chat("fake-a")
+    assert status == 200
+    engine = prop(sparkd, "sparkd-fake-a.service", "InvocationID")
+    sparkd.run("systemctl", "kill", "-s", "KILL", "sparkd.service")
+    wait_for(lambda: state(sparkd, "sparkd.service") in ("active", "inactive", "failed", "activating"), 10,
+             "sparkd to be killed")
+    status, _, payload = chat("fake-a")
+    assert (status, payload.get("model")) == (200, "fake-a")
+    assert prop(sparkd, "sparkd-fake-a.service", "InvocationID") == engine, "the engine was restarted"
+    assert active_mains(sparkd) == {"fake-a"}
+
+
+def test_each_request_is_one_structured_journal_entry(sparkd: PrivateSystemd) -> None:
+    _, headers, _ = chat("fake-a")
+    request_id = headers["X-Request-Id"]
+    entries = sparkd.run("journalctl", "-u", "sparkd.service", f"REQUEST_ID={request_id}", "-o", "json",
+                         "--no-pager").stdout.splitlines()
+    assert len(entries) == 1
+    entry = json.loads(entries[0])
+    assert (entry["MODEL"], entry["STATUS"], entry["COLD_START"]) == ("fake-a", "200", "no")
+    assert float(entry["DURATION_MS"]) > 0
+    assert "fake-a" in prop(sparkd, "sparkd.service", "StatusText")
