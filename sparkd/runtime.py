@@ -19,9 +19,10 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from sparkd.catalogue import Catalogue
+from sparkd.catalogue import Catalogue, Role
 from sparkd.errors import ApiError
 from sparkd.logs import fields
+from sparkd.memory import has_settled, mem_available
 from sparkd.scheduler import (
     AbortInFlight,
     ArmIdleTimer,
@@ -104,6 +105,8 @@ class Runtime:
     probe: HealthProbe
     journal: JournalTail
     health_interval: float = 0.25
+    memory_settle_limit: float = 15.0  # seconds an exclusive start waits for memory to settle
+    read_memory: Callable[[], int] = mem_available
     clock: Callable[[], float] = time.monotonic
     _waiting: dict[int, asyncio.Future[Grant]] = field(default_factory=dict)
     _deadlines: dict[int, asyncio.TimerHandle] = field(default_factory=dict)
@@ -281,6 +284,8 @@ class Runtime:
     async def _start_unit(self, model_id: str) -> None:
         model = self.catalogue.models[model_id]
         self._starting_units.add(model_id)
+        if model.role is Role.EXCLUSIVE:
+            await self._memory_settled()
         try:
             job = await self.units.start_unit(model.unit_name)
         except SystemdError as error:
@@ -302,6 +307,15 @@ class Runtime:
             self._spawn(self._await_healthy(model_id), f"health of {model_id}")
         else:
             self._spawn(self._start_failed(model_id, f"its start job ended with '{result}'"), "")
+
+    async def _memory_settled(self) -> None:
+        """Wait (bounded) until the memory a stopped engine gave back stops growing."""
+        deadline = self.clock() + self.memory_settle_limit
+        samples = [self.read_memory()]
+        while not has_settled(samples) and self.clock() < deadline:
+            await asyncio.sleep(0.5)
+            samples.append(self.read_memory())
+        log.info("available memory: %.1f GiB", samples[-1] / 2**30)
 
     async def _stop_unit(self, model_id: str) -> None:
         try:

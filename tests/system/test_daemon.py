@@ -43,18 +43,21 @@ stop_timeout = "10s"
 """
 
 
-FAKE_MODELS = '[models."qwen3.5-0.8b"]\nstatus = "disabled"\n' + "".join([
-    fake("fake-a", 18101),
-    fake("fake-b", 18102),
-    fake("fake-util", 18103, 'role = "utility"\nkeep_warm = true'),
-    fake("fake-excl", 18104, 'role = "exclusive"'),
-    fake("fake-broken", 18105, "", ', "--fail-at-start"'),
-    fake("fake-idle", 18106, 'idle_timeout = "3s"\nmin_uptime = "0s"'),
-])
+FAKE_MODELS = '[models."qwen3.5-0.8b"]\nstatus = "disabled"\n' + "".join(
+    [
+        fake("fake-a", 18101),
+        fake("fake-b", 18102),
+        fake("fake-util", 18103, 'role = "utility"\nkeep_warm = true'),
+        fake("fake-excl", 18104, 'role = "exclusive"'),
+        fake("fake-broken", 18105, "", ', "--fail-at-start"'),
+        fake("fake-idle", 18106, 'idle_timeout = "3s"\nmin_uptime = "0s"'),
+    ]
+)
 
 
-def request(path: str, body: object | None = None, key: str | None = KEY,
-            timeout: float = 120) -> tuple[int, dict[str, str], dict[str, object]]:
+def request(
+    path: str, body: object | None = None, key: str | None = KEY, timeout: float = 120
+) -> tuple[int, dict[str, str], dict[str, object]]:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(URL + path, data=data, method="POST" if data else "GET")
     req.add_header("Content-Type", "application/json")
@@ -70,8 +73,10 @@ def request(path: str, body: object | None = None, key: str | None = KEY,
 
 
 def chat(model: str) -> tuple[int, dict[str, str], dict[str, object]]:
-    return request("/v1/chat/completions", {"model": model, "messages": [{"role": "user", "content": "hi"}],
-                                            "max_tokens": 8})
+    return request(
+        "/v1/chat/completions",
+        {"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8},
+    )
 
 
 def state(bed: PrivateSystemd, unit: str) -> str:
@@ -83,8 +88,15 @@ def prop(bed: PrivateSystemd, unit: str, name: str) -> str:
 
 
 def active_mains(bed: PrivateSystemd) -> set[str]:
-    listed = bed.run("systemctl", "list-units", "sparkd-*.service", "--no-legend", "--plain",
-                     "--state=active,activating,deactivating,reloading", check=False).stdout
+    listed = bed.run(
+        "systemctl",
+        "list-units",
+        "sparkd-*.service",
+        "--no-legend",
+        "--plain",
+        "--state=active,activating,deactivating,reloading",
+        check=False,
+    ).stdout
     units = {line.split()[0] for line in listed.splitlines() if line.strip()}
     return {m for m in MAINS if f"sparkd-{m}.service" in units}
 
@@ -180,8 +192,14 @@ def test_the_utility_makes_way_for_an_exclusive_model_and_comes_back(sparkd: Pri
 def test_an_idle_model_is_stopped_by_its_systemd_timer(sparkd: PrivateSystemd) -> None:
     status, _, _ = chat("fake-idle")
     assert status == 200
-    wait_for(lambda: "sparkd-idle-fake-idle.timer" in sparkd.run(
-        "systemctl", "list-timers", "--all", "--no-legend").stdout, 10, "the idle timer to be listed")
+    wait_for(
+        lambda: (
+            "sparkd-idle-fake-idle.timer"
+            in sparkd.run("systemctl", "list-timers", "--all", "--no-legend").stdout
+        ),
+        10,
+        "the idle timer to be listed",
+    )
     wait_for(lambda: state(sparkd, "sparkd-fake-idle.service") == "inactive", 30, "the idle stop")
     assert prop(sparkd, "sparkd-fake-idle.service", "Result") == "success"
 
@@ -203,8 +221,11 @@ def test_sparkd_killed_with_a_model_running_comes_back_and_adopts_it(sparkd: Pri
     assert status == 200
     engine = prop(sparkd, "sparkd-fake-a.service", "InvocationID")
     sparkd.run("systemctl", "kill", "-s", "KILL", "sparkd.service")
-    wait_for(lambda: state(sparkd, "sparkd.service") in ("active", "inactive", "failed", "activating"), 10,
-             "sparkd to be killed")
+    wait_for(
+        lambda: state(sparkd, "sparkd.service") in ("active", "inactive", "failed", "activating"),
+        10,
+        "sparkd to be killed",
+    )
     status, _, payload = chat("fake-a")
     assert (status, payload.get("model")) == (200, "fake-a")
     assert prop(sparkd, "sparkd-fake-a.service", "InvocationID") == engine, "the engine was restarted"
@@ -214,10 +235,24 @@ def test_sparkd_killed_with_a_model_running_comes_back_and_adopts_it(sparkd: Pri
 def test_each_request_is_one_structured_journal_entry(sparkd: PrivateSystemd) -> None:
     _, headers, _ = chat("fake-a")
     request_id = headers["X-Request-Id"]
-    entries = sparkd.run("journalctl", "-u", "sparkd.service", f"REQUEST_ID={request_id}", "-o", "json",
-                         "--no-pager").stdout.splitlines()
+    entries = sparkd.run(
+        "journalctl", "-u", "sparkd.service", f"REQUEST_ID={request_id}", "-o", "json", "--no-pager"
+    ).stdout.splitlines()
     assert len(entries) == 1
     entry = json.loads(entries[0])
     assert (entry["MODEL"], entry["STATUS"], entry["COLD_START"]) == ("fake-a", "200", "no")
     assert float(entry["DURATION_MS"]) > 0
     assert "fake-a" in prop(sparkd, "sparkd.service", "StatusText")
+
+
+def test_a_quiet_sparkd_exits_and_the_socket_brings_it_back(sparkd: PrivateSystemd) -> None:
+    install_sparkd(sparkd, f"127.0.0.1:{PORT}", KEY, settings='quiet_exit = "2s"\n', models=FAKE_MODELS)
+    for model in MAINS:
+        sparkd.run("systemctl", "stop", f"sparkd-{model}.service")
+    assert request("/healthz", key=None)[0] == 200
+    wait_for(lambda: state(sparkd, "sparkd.service") == "inactive", 30, "sparkd to exit when quiet")
+    assert prop(sparkd, "sparkd.service", "Result") == "success"
+    assert state(sparkd, "sparkd.socket") == "active"
+    status, _, payload = chat("fake-a")
+    assert (status, payload.get("model")) == (200, "fake-a")
+    assert state(sparkd, "sparkd.service") == "active"
