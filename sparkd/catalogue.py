@@ -96,6 +96,7 @@ class Rewrites(_Strict):
     """Which request rewrites apply to a model (see docs/design.md, request compatibility)."""
 
     fill_max_tokens: bool = True  # a request without a budget gets what is left of the context
+    cap_max_tokens: bool = True  # a budget larger than what is left of the context is lowered
     safety_buffer_tokens: int | None = Field(default=None, ge=0)  # None: max(512, 10% of context)
     normalize_text_content: bool = False  # array content becomes one string (text-only templates)
     strict_alternation: bool = False  # user/assistant must alternate; system folds into the first user turn

@@ -27,6 +27,7 @@ from sparkd.auth import KeyRing, presented_key
 from sparkd.catalogue import Catalogue, Model
 from sparkd.errors import ApiError
 from sparkd.logs import fields
+from sparkd.rewrite import Plan, RewriteError, rewrite, tokenize_request
 from sparkd.runtime import Runtime
 
 log = logging.getLogger("sparkd.proxy")
@@ -163,17 +164,25 @@ class Gateway:
         if not isinstance(name, str) or not name:
             raise ApiError(400, "the request body needs a `model` (a string)", "missing_model", "model")
         model = self._resolve(name)
-        if document.get("model") != model.id:
-            # The engine knows a model only by its id (its served name).
-            document["model"] = model.id
-            body = json.dumps(document).encode()
+        # Rewrites come before any model is woken: a body they refuse costs nothing.
+        plan = self._rewrite(document, model, endpoint)
         request_id = request[REQUEST_ID]
         ticket = self.runtime.new_request_id()
-        queued = time.monotonic()
         grant = await self.runtime.acquire(model.id, ticket)
         status, first_byte, sent = 0, None, 0
         try:
-            status, first_byte, sent, response = await self._forward(request, model, endpoint, body, ticket)
+            if plan.wants_exact_count:
+                plan = await self._recount(document, model, endpoint, plan)
+            if plan.document.get("model") != model.id:
+                # The engine knows a model only by its id (its served name).
+                plan.document["model"] = model.id
+                plan.applied.append("model_name")
+            if plan.changed:
+                body = json.dumps(plan.document).encode()
+                log.debug("%s: rewrote %s", request_id, ", ".join(plan.applied))
+            status, first_byte, sent, response = await self._forward(
+                request, model, endpoint, body, ticket, plan.applied
+            )
             return response
         finally:
             self.runtime.release(ticket)
@@ -190,7 +199,7 @@ class Gateway:
                     status=status,
                     duration_ms=round((time.monotonic() - started) * 1000, 1),
                     ttfb_ms=round((first_byte - started) * 1000, 1) if first_byte else None,
-                    queue_ms=round((time.monotonic() - queued) * 1000, 1) if grant.waited else 0,
+                    queue_ms=round(grant.waited * 1000, 1),
                     cold_start="yes" if grant.cold else "no",
                     bytes=sent,
                     key=request.get(KEY_NAME),
@@ -210,8 +219,34 @@ class Gateway:
             )
         return model
 
+    def _rewrite(
+        self, document: dict[str, Any], model: Model, endpoint: str, exact_prompt: int | None = None
+    ) -> Plan:
+        try:
+            return rewrite(document, model, endpoint, exact_prompt)
+        except RewriteError as error:
+            raise ApiError(400, str(error), "invalid_field", error.param) from None
+
+    async def _recount(self, document: dict[str, Any], model: Model, endpoint: str, plan: Plan) -> Plan:
+        """The prompt is close to the context: let the engine's own tokenizer count it."""
+        count_request = tokenize_request(plan.document, endpoint)
+        if count_request is None:
+            return plan
+        count_request["model"] = model.id
+        url = f"http://127.0.0.1:{model.engine_port}/tokenize"
+        try:
+            async with self.session.post(
+                url, json=count_request, timeout=aiohttp.ClientTimeout(total=30)
+            ) as response:
+                counted = (await response.json()).get("count") if response.status == 200 else None
+        except (aiohttp.ClientError, OSError, ValueError, TimeoutError):
+            counted = None
+        if not isinstance(counted, int):
+            return plan  # no exact count to be had: the estimate stands
+        return self._rewrite(document, model, endpoint, counted)
+
     async def _forward(
-        self, request: web.Request, model: Model, endpoint: str, body: bytes, ticket: int
+        self, request: web.Request, model: Model, endpoint: str, body: bytes, ticket: int, applied: list[str]
     ) -> tuple[int, float | None, int, web.StreamResponse]:
         url = f"http://127.0.0.1:{model.engine_port}/v1/{endpoint}"
         headers = {h: request.headers[h] for h in FORWARDED_REQUEST_HEADERS if h in request.headers}
@@ -224,6 +259,8 @@ class Gateway:
         try:
             self.runtime.track(model.id, ticket, upstream)
             relay = {h: upstream.headers[h] for h in RELAYED_RESPONSE_HEADERS if h in upstream.headers}
+            if applied:
+                relay["X-Sparkd-Rewrites"] = ",".join(applied)
             first_byte = time.monotonic()
             if upstream.content_type == "text/event-stream":
                 return await self._stream(request, model, upstream, relay, first_byte)

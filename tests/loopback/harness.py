@@ -82,6 +82,13 @@ class Bed:
         return {"Authorization": f"Bearer {key}"}
 
 
+EXTRA = {
+    # beta: every rewrite off, so its bodies must arrive byte for byte.
+    "beta": "[models.beta.rewrites]\nfill_max_tokens = false\ncap_max_tokens = false",
+    "helper": 'tool_support = "none"',
+}
+
+
 def catalogue_text(ports: dict[str, int]) -> str:
     roles = {"alpha": "main", "beta": "main", "helper": "utility"}
     out = []
@@ -96,6 +103,7 @@ context_length = 4096
 role = "{roles.get(model_id, "main")}"
 aliases = ["{model_id}-alias"]
 start_timeout = "5s"
+{EXTRA.get(model_id, "")}
 """)
     out.append(
         '[models.off]\nengine = "generic"\nimage = "x"\ncommand = ["x"]\ncontext_length = 1\n'

@@ -6,7 +6,7 @@ import asyncio
 import io
 import json
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 
 import openai
@@ -207,10 +207,33 @@ class TestServing:
 
     def test_bodies_are_forwarded_byte_for_byte(self, tmp_path: Path) -> None:
         async def scenario(bed: Bed) -> None:
-            body = '{"model":"alpha","messages":[{"role":"user","content":"€ \\u00e9 😀"}]}'.encode()
-            await post(bed, "/v1/chat/completions", body)
-            [(_, _, received)] = bed.engines["alpha"][RECEIVED].requests
+            body = '{"model":"beta","messages":[{"role":"user","content":"€ \\u00e9 😀"}]}'.encode()
+            _, headers, _ = await post(bed, "/v1/chat/completions", body)
+            [(_, _, received)] = bed.engines["beta"][RECEIVED].requests
             assert received == body
+            assert "X-Sparkd-Rewrites" not in headers
+
+        run(tmp_path, scenario)
+
+    def test_a_chunked_request_reaches_the_engine_with_a_length_and_no_transfer_encoding(
+        self, tmp_path: Path
+    ) -> None:
+        # Original bug 7: client headers forwarded verbatim plus a new Content-Length.
+        async def scenario(bed: Bed) -> None:
+            body = json.dumps({**CHAT, "model": "beta"}).encode()
+
+            async def chunks() -> AsyncIterator[bytes]:
+                yield body[:10]
+                yield body[10:]
+
+            async with bed.session.post(
+                bed.url + "/v1/chat/completions", data=chunks(), headers=bed.headers()
+            ) as response:
+                assert response.status == 200
+            [(_, headers, received)] = bed.engines["beta"][RECEIVED].requests
+            assert received == body
+            assert "Transfer-Encoding" not in headers
+            assert headers["Content-Length"] == str(len(body))
 
         run(tmp_path, scenario)
 
@@ -247,6 +270,43 @@ class TestServing:
                 bed, "/v1/chat/completions", CHAT, headers={"Origin": "http://evil.example"}
             )
             assert "Access-Control-Allow-Origin" not in headers
+
+        run(tmp_path, scenario)
+
+
+class TestRewrites:
+    def test_the_response_says_what_was_rewritten(self, tmp_path: Path) -> None:
+        async def scenario(bed: Bed) -> None:
+            _, headers, _ = await post(bed, "/v1/chat/completions", {**CHAT, "model": "alpha-alias"})
+            assert headers["X-Sparkd-Rewrites"] == "max_tokens_filled,model_name"
+            [(_, _, received)] = bed.engines["alpha"][RECEIVED].requests
+            sent = json.loads(received)
+            assert sent["model"] == "alpha"
+            assert sent["max_tokens"] == sent["max_completion_tokens"] == 4096 - 521 - 512
+
+        run(tmp_path, scenario)
+
+    def test_tools_never_reach_a_model_without_tool_support(self, tmp_path: Path) -> None:
+        async def scenario(bed: Bed) -> None:
+            tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+            status, headers, _ = await post(
+                bed,
+                "/v1/chat/completions",
+                {**CHAT, "model": "helper", "tools": tools, "tool_choice": "auto"},
+            )
+            assert status == 200
+            assert "tools_stripped" in headers["X-Sparkd-Rewrites"]
+            [(_, _, received)] = bed.engines["helper"][RECEIVED].requests
+            assert not {"tools", "tool_choice"} & set(json.loads(received))
+
+        run(tmp_path, scenario)
+
+    def test_a_field_of_the_wrong_type_is_400_naming_it_and_wakes_nothing(self, tmp_path: Path) -> None:
+        async def scenario(bed: Bed) -> None:
+            status, _, payload = await post(bed, "/v1/chat/completions", {**CHAT, "max_tokens": "many"})
+            assert (status, error_code(payload)) == (400, "invalid_field")
+            assert payload["error"]["param"] == "max_tokens"  # type: ignore[index]
+            assert bed.units.started == []
 
         run(tmp_path, scenario)
 

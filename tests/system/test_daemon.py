@@ -163,6 +163,49 @@ def test_the_demo_model_answers_the_openai_sdk_through_sparkd(sparkd: PrivateSys
     assert {"demo", "fake-a", "gpt-oss-20b"} <= models
 
 
+def test_a_budget_beyond_the_context_is_fitted_with_the_engines_own_count(sparkd: PrivateSystemd) -> None:
+    """Sent straight to vLLM this is a 400 (2048-token context); through sparkd it is answered."""
+    prompt = "hello " * 1900
+    status, headers, payload = request(
+        "/v1/chat/completions",
+        {
+            "model": "demo",
+            "messages": [{"role": "user", "content": prompt}],
+            "max_tokens": 100000,
+        },
+    )
+    assert status == 200, payload
+    assert "max_tokens_capped" in headers["X-Sparkd-Rewrites"]
+    usage = payload["usage"]
+    assert isinstance(usage, dict)
+    assert usage["prompt_tokens"] + usage["completion_tokens"] <= 2048
+
+
+def test_tools_sent_to_a_model_without_tool_support_are_stripped(sparkd: PrivateSystemd) -> None:
+    """vLLM without a tool parser answers 400 to tools; sparkd strips them for the demo model."""
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "weather",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+            },
+        }
+    ]
+    status, headers, payload = request(
+        "/v1/chat/completions",
+        {
+            "model": "demo",
+            "messages": [{"role": "user", "content": "Weather in Paris?"}],
+            "tools": tools,
+            "tool_choice": "auto",
+            "max_tokens": 16,
+        },
+    )
+    assert status == 200, payload
+    assert "tools_stripped" in headers["X-Sparkd-Rewrites"]
+
+
 def test_a_swap_never_has_two_tenants(sparkd: PrivateSystemd, tenancy_checker: list[set[str]]) -> None:
     for model in ("fake-a", "fake-b", "fake-a"):
         status, _, payload = chat(model)
