@@ -29,7 +29,14 @@ def parse_keys(text: str, source: str = "api keys") -> dict[str, str]:
 
 
 def key_file(configured: Path) -> Path:
-    """The systemd credential when sparkd runs with one, else the configured file."""
+    """Where to read the keys: the configured file when sparkd may read it, else its credential.
+
+    systemd copies a credential once, when the service starts; reading the
+    file itself whenever it is readable lets SIGHUP pick up new keys. A sparkd
+    that cannot read the root-only file still gets the keys as its credential.
+    """
+    if os.access(configured, os.R_OK):
+        return configured
     credentials = os.environ.get("CREDENTIALS_DIRECTORY")
     if credentials and (Path(credentials) / CREDENTIAL_NAME).is_file():
         return Path(credentials) / CREDENTIAL_NAME

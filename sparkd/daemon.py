@@ -28,6 +28,7 @@ from sparkd import logs
 from sparkd.activation import Notifier, bind, systemd_sockets
 from sparkd.auth import KeyFileError, KeyRing, key_file
 from sparkd.catalogue import Catalogue, load_catalogue
+from sparkd.duration import format_seconds
 from sparkd.hostfacts import detect_host
 from sparkd.proxy import Gateway
 from sparkd.runtime import HttpHealthProbe, JournalctlTail, Runtime
@@ -62,6 +63,8 @@ def status_line(scheduler: Scheduler, now: float) -> str:
         state = scheduler.states[tenant]
         parts.append(f"{tenant} {state.phase.value}")
         parts.append(f"{len(state.in_flight)} in flight")
+        if state.idle_timer_armed and state.idle_stop_at is not None:
+            parts.append(f"idle stop in {format_seconds(max(0.0, state.idle_stop_at - now))}")
     utility = scheduler.utility()
     if utility and scheduler.states[utility].phase is not Phase.STOPPED:
         parts.append(f"utility {utility} {scheduler.states[utility].phase.value}")

@@ -169,6 +169,7 @@ class ModelState:
     failures_in_a_row: int = 0
     retry_at: float = 0.0  # utility keep-warm backoff
     idle_timer_armed: bool = False
+    idle_stop_at: float | None = None  # when the armed idle timer fires
     last_failure: str | None = None
 
 
@@ -503,8 +504,10 @@ class Scheduler:
         if policy.keep_warm or policy.idle_timeout <= 0:
             return []
         uptime = now - state.ready_at if state.ready_at is not None else 0.0
+        seconds = max(policy.idle_timeout, policy.min_uptime - uptime)
         state.idle_timer_armed = True
-        return [ArmIdleTimer(model_id, max(policy.idle_timeout, policy.min_uptime - uptime))]
+        state.idle_stop_at = now + seconds
+        return [ArmIdleTimer(model_id, seconds)]
 
     def _someone_else_waits(self, model_id: str) -> bool:
         if not self.policies[model_id].holds_gpu:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import openai
 import pytest
-from testbed import PrivateSystemd, install_sparkd
+from testbed import BED_CONFIG, PrivateSystemd, install_sparkd
 
 from tests.system.conftest import ROOT, wait_for
 
@@ -274,7 +274,17 @@ def test_sparkd_killed_with_a_model_running_comes_back_and_adopts_it(sparkd: Pri
     assert active_mains(sparkd) == {"fake-a"}
 
 
+def test_a_reload_takes_new_keys_without_a_restart(sparkd: PrivateSystemd) -> None:
+    main_pid = prop(sparkd, "sparkd.service", "MainPID")
+    new_key = "bed-" + secrets.token_hex(16)
+    sparkd.write_file(f"{BED_CONFIG}/api-keys", f"bed:{KEY}\nnew:{new_key}\n")
+    sparkd.run("systemctl", "reload", "sparkd.service")
+    wait_for(lambda: request("/v1/models", key=new_key)[0] == 200, 10, "the new key to work")
+    assert prop(sparkd, "sparkd.service", "MainPID") == main_pid
+
+
 def test_each_request_is_one_structured_journal_entry(sparkd: PrivateSystemd) -> None:
+    chat("fake-a")  # warm
     _, headers, _ = chat("fake-a")
     request_id = headers["X-Request-Id"]
     entries = sparkd.run(
