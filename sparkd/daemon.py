@@ -30,6 +30,8 @@ from sparkd.auth import KeyFileError, KeyRing, key_file
 from sparkd.catalogue import Catalogue, load_catalogue
 from sparkd.duration import format_seconds
 from sparkd.hostfacts import detect_host
+from sparkd.memory import MemoryBook, mem_available
+from sparkd.metrics import Metrics
 from sparkd.proxy import Gateway
 from sparkd.runtime import HttpHealthProbe, JournalctlTail, Runtime
 from sparkd.scheduler import Phase, Policy, Scheduler
@@ -38,6 +40,7 @@ from sparkd.systemd import SystemdBus
 
 log = logging.getLogger("sparkd.daemon")
 SHUTDOWN_GRACE = 30.0  # seconds running answers get to finish when sparkd stops
+MEMORY_SAMPLE_INTERVAL = 5.0  # seconds between readings of available memory
 
 
 def main(config: Path | None) -> int:
@@ -89,6 +92,9 @@ async def serve(settings: Settings, catalogue: Catalogue, sockets: list[socket.s
     )
     # The bus hands events to the runtime, which acts through the bus.
     bus = SystemdBus(loop, lambda event: runtime.on_bus_event(event))  # noqa: PLW0108 - runtime comes next
+    memory_file = settings.state_dir / "memory.json"
+    memory = _load_memory(memory_file)
+    metrics = Metrics(scheduler, lambda: _memory_readings(memory))
     runtime = Runtime(
         catalogue,
         scheduler,
@@ -96,11 +102,14 @@ async def serve(settings: Settings, catalogue: Catalogue, sockets: list[socket.s
         HttpHealthProbe(session),
         JournalctlTail(),
         health_interval=settings.health_interval,
+        metrics=metrics,
+        memory=memory,
+        fit_gate=settings.fit_gate,
     )
     bus.start()
     await runtime.start()
 
-    gateway = Gateway(catalogue, runtime, keys, session, settings.max_body_bytes)
+    gateway = Gateway(catalogue, runtime, keys, session, settings.max_body_bytes, metrics)
     runner = web.AppRunner(
         gateway.app(), handler_cancellation=True, access_log=None, shutdown_timeout=SHUTDOWN_GRACE
     )
@@ -117,9 +126,14 @@ async def serve(settings: Settings, catalogue: Catalogue, sockets: list[socket.s
 
     async def housekeeping() -> None:
         quiet_since = time.monotonic()
-        last_ping = 0.0
+        last_ping = last_sample = 0.0
         while not stop.is_set():
             now = time.monotonic()
+            if now - last_sample >= MEMORY_SAMPLE_INTERVAL:
+                last_sample = now
+                with contextlib.suppress(OSError, ValueError):
+                    if runtime.sample_memory():
+                        _save_memory(memory_file, memory)
             notifier.status(status_line(scheduler, now))
             if notifier.watchdog_interval and now - last_ping >= notifier.watchdog_interval:
                 notifier.watchdog()
@@ -153,6 +167,30 @@ async def serve(settings: Settings, catalogue: Catalogue, sockets: list[socket.s
     await session.close()
     log.info("stopped; model units keep running and are adopted by the next start")
     return 0
+
+
+def _load_memory(path: Path) -> MemoryBook:
+    try:
+        return MemoryBook.from_json(path.read_text())
+    except (OSError, ValueError):
+        return MemoryBook()
+
+
+def _save_memory(path: Path, memory: MemoryBook) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(memory.to_json())
+        temporary.replace(path)
+    except OSError as error:
+        log.warning("cannot record memory needs in %s: %s", path, error)
+
+
+def _memory_readings(memory: MemoryBook) -> dict[str, float]:
+    readings: dict[str, float] = {f"need:{model}": float(need) for model, need in memory.peaks.items()}
+    with contextlib.suppress(OSError, ValueError):
+        readings["available"] = float(mem_available())
+    return readings
 
 
 def _reload_keys(keys: KeyRing) -> None:

@@ -8,6 +8,7 @@ original stack did.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,3 +29,44 @@ def has_settled(samples: Sequence[int], tolerance: float = 0.01) -> bool:
         return False
     before, now = samples[-2], samples[-1]
     return abs(now - before) <= tolerance * max(before, now, 1)
+
+
+class MemoryBook:
+    """Each model's observed memory need, from MemAvailable before its start and while it runs.
+
+    GB10's NVML reports GPU memory as unsupported and GPU allocations may not
+    be charged to the unit's cgroup, so the drop in available memory since
+    the model's start is the honest measure of what it needs.
+    """
+
+    def __init__(self, peaks: dict[str, int] | None = None) -> None:
+        self.peaks: dict[str, int] = dict(peaks or {})
+        self._baseline: dict[str, int] = {}
+
+    def start_began(self, model_id: str, available: int) -> None:
+        self._baseline[model_id] = available
+
+    def stopped(self, model_id: str) -> None:
+        self._baseline.pop(model_id, None)
+
+    def sample(self, model_id: str, available: int) -> int | None:
+        """The model's current need; raises its recorded peak when higher."""
+        baseline = self._baseline.get(model_id)
+        if baseline is None:
+            return None
+        need = max(0, baseline - available)
+        if need > self.peaks.get(model_id, 0):
+            self.peaks[model_id] = need
+        return need
+
+    def fits(self, model_id: str, available: int) -> bool:
+        return self.peaks.get(model_id, 0) <= available
+
+    def to_json(self) -> str:
+        return json.dumps({"peaks": self.peaks}, indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> MemoryBook:
+        data = json.loads(text)
+        peaks = data.get("peaks", {}) if isinstance(data, dict) else {}
+        return cls({str(k): int(v) for k, v in peaks.items() if isinstance(v, int | float)})

@@ -25,10 +25,14 @@ from aiohttp import web
 
 from sparkd.auth import KeyRing, presented_key
 from sparkd.catalogue import Catalogue, Model
+from sparkd.duration import parse_seconds
 from sparkd.errors import ApiError
 from sparkd.logs import fields
+from sparkd.metrics import Metrics
 from sparkd.rewrite import Plan, RewriteError, rewrite, tokenize_request
 from sparkd.runtime import Runtime
+from sparkd.scheduler import Phase
+from sparkd.status import snapshot
 
 log = logging.getLogger("sparkd.proxy")
 
@@ -63,9 +67,11 @@ class Gateway:
     keys: KeyRing
     session: aiohttp.ClientSession
     max_body: int
+    metrics: Metrics
 
     def __post_init__(self) -> None:
         self._next_id = _request_ids()
+        self._started_at = time.monotonic()
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.max_body, middlewares=[self._edge])
@@ -77,6 +83,10 @@ class Gateway:
         app.router.add_post(
             r"/v1/{model}/{endpoint:chat/completions|completions|embeddings|responses}", self.openai
         )
+        app.router.add_get("/metrics", self.prometheus)
+        app.router.add_get("/sparkd/status", self.status)
+        app.router.add_post(r"/sparkd/models/{model}/{action:start|stop|keep-warm}", self.control)
+        app.router.add_get("/sparkd/logs/{name}", self.logs)
         app.router.add_route("*", "/{tail:.*}", self.not_found)
         return app
 
@@ -129,6 +139,89 @@ class Gateway:
 
     async def healthz(self, request: web.Request) -> web.Response:
         return web.Response(text="ok\n")
+
+    async def prometheus(self, request: web.Request) -> web.Response:
+        self.runtime.sample_memory()
+        return web.Response(body=self.metrics.render(), content_type="text/plain", charset="utf-8")
+
+    async def status(self, request: web.Request) -> web.Response:
+        running = [m for m, st in self.runtime.scheduler.states.items() if st.phase is not Phase.STOPPED]
+        unit_memory = {}
+        for model_id in running:
+            with contextlib.suppress(Exception):
+                unit_memory[model_id] = await self.runtime.units.unit_memory(
+                    self.catalogue.models[model_id].unit_name
+                )
+        try:
+            available: int | None = self.runtime.read_memory()
+        except (OSError, ValueError):
+            available = None
+        document = snapshot(
+            self.runtime.scheduler,
+            self.catalogue,
+            time.monotonic(),
+            self._started_at,
+            self.runtime.memory,
+            available,
+            unit_memory,
+        )
+        return web.json_response(document)
+
+    async def control(self, request: web.Request) -> web.Response:
+        model = self._resolve(request.match_info["model"])
+        action = request.match_info["action"]
+        if action == "start":
+            self.runtime.manual_start(model.id)
+        elif action == "stop":
+            self.runtime.manual_stop(model.id)
+        else:
+            try:
+                seconds = parse_seconds(request.query.get("for", ""))
+            except ValueError as error:
+                raise ApiError(
+                    400, f"keep-warm needs ?for=<duration>: {error}", "invalid_duration", "for"
+                ) from None
+            self.runtime.keep_warm(model.id, seconds)
+        state = self.runtime.scheduler.states[model.id]
+        holder = self.runtime.scheduler.tenant()
+        body = {"model": model.id, "action": action, "phase": state.phase.value, "tenant": holder}
+        if action != "stop" and model.role.value != "utility" and holder not in (None, model.id):
+            body["note"] = f"{holder!r} is answering requests; {model.id!r} starts when it is idle"
+        return web.json_response(body, status=202)
+
+    async def logs(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        unit = "sparkd.service" if name == "sparkd" else self._resolve(name).unit_name
+        argv = [
+            "journalctl",
+            "-u",
+            unit,
+            "--no-pager",
+            "-o",
+            "short-iso",
+            "-n",
+            str(_whole(request.query.get("lines", "100"), "lines")),
+        ]
+        if request.query.get("since"):
+            argv += ["--since", request.query["since"]]
+        if request.query.get("follow") in ("1", "true", "yes"):
+            argv.append("--follow")
+        process = await asyncio.create_subprocess_exec(
+            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        )
+        response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
+        response.headers["X-Request-Id"] = request[REQUEST_ID]
+        await response.prepare(request)
+        assert process.stdout is not None
+        try:
+            while line := await process.stdout.readline():
+                await response.write(line)
+            await response.write_eof()
+        finally:
+            if process.returncode is None:
+                process.kill()
+            await process.wait()
+        return response
 
     async def not_found(self, request: web.Request) -> web.Response:
         raise ApiError(404, f"no route {request.method} {request.path}", "unknown_route")
@@ -186,6 +279,14 @@ class Gateway:
             return response
         finally:
             self.runtime.release(ticket)
+            finished = time.monotonic()
+            self.metrics.request_done(
+                model.id,
+                status,
+                finished - started,
+                first_byte - started if first_byte else None,
+                grant.waited,
+            )
             log.info(
                 "%s %s %s %d",
                 request_id,
@@ -311,6 +412,12 @@ class Gateway:
             sent += len(chunk)
         await response.write_eof()
         return upstream.status, first_byte, sent, response
+
+
+def _whole(value: str, name: str) -> int:
+    if not value.isdigit():
+        raise ApiError(400, f"`{name}` must be a whole number", "invalid_query", name)
+    return int(value)
 
 
 def _json_object(body: bytes) -> dict[str, Any]:

@@ -22,7 +22,8 @@ import aiohttp
 from sparkd.catalogue import Catalogue, Role
 from sparkd.errors import ApiError
 from sparkd.logs import fields
-from sparkd.memory import has_settled, mem_available
+from sparkd.memory import MemoryBook, has_settled, mem_available
+from sparkd.metrics import Metrics
 from sparkd.scheduler import (
     AbortInFlight,
     ArmIdleTimer,
@@ -51,6 +52,7 @@ class UnitControl(Protocol):
     async def active_units(self, pattern: str) -> list[str]: ...
     async def arm_idle_timer(self, model_id: str, seconds: float) -> None: ...
     async def disarm_idle_timer(self, model_id: str) -> None: ...
+    async def unit_memory(self, unit: str) -> tuple[int | None, int | None]: ...
 
 
 class HealthProbe(Protocol):
@@ -108,6 +110,9 @@ class Runtime:
     memory_settle_limit: float = 15.0  # seconds an exclusive start waits for memory to settle
     read_memory: Callable[[], int] = mem_available
     clock: Callable[[], float] = time.monotonic
+    metrics: Metrics | None = None
+    memory: MemoryBook = field(default_factory=MemoryBook)
+    fit_gate: bool = False  # refuse to start a model whose recorded need exceeds what is free
     _waiting: dict[int, asyncio.Future[Grant]] = field(default_factory=dict)
     _deadlines: dict[int, asyncio.TimerHandle] = field(default_factory=dict)
     _start_jobs: dict[str, str] = field(default_factory=dict)  # job path -> model
@@ -176,6 +181,18 @@ class Runtime:
     def manual_stop(self, model_id: str) -> None:
         self._apply(self.scheduler.on_manual_stop(model_id, self.clock()))
 
+    def keep_warm(self, model_id: str, seconds: float) -> None:
+        self._apply(self.scheduler.on_keep_warm(model_id, seconds, self.clock()))
+
+    def sample_memory(self) -> bool:
+        """Update each running model's observed need; True when a recorded peak grew."""
+        available = self.read_memory()
+        before = dict(self.memory.peaks)
+        for model_id, state in self.scheduler.states.items():
+            if state.phase is not Phase.STOPPED:
+                self.memory.sample(model_id, available)
+        return self.memory.peaks != before
+
     # Events from systemd ---------------------------------------------------------
 
     def on_bus_event(self, event: BusEvent) -> None:
@@ -204,6 +221,7 @@ class Runtime:
                 self._spawn(self._start_failed(model_id, f"its unit became {cause}"), "")
             else:
                 log.info("%s is %s", event.unit, cause, extra=fields(model=model_id))
+                self.memory.stopped(model_id)
                 self._apply(self.scheduler.on_stopped(model_id, now, cause))
 
     # Effects -----------------------------------------------------------------
@@ -229,6 +247,8 @@ class Runtime:
                 )
             elif isinstance(effect, StartUnit):
                 log.info("starting %s", effect.model, extra=fields(model=effect.model, event="start"))
+                if self.metrics is not None:
+                    self.metrics.starts.labels(effect.model).inc()
                 self._spawn(self._start_unit(effect.model), f"start {effect.model}")
             elif isinstance(effect, StopUnit):
                 log.info(
@@ -237,6 +257,8 @@ class Runtime:
                     effect.reason,
                     extra=fields(model=effect.model, event="stop", reason=effect.reason),
                 )
+                if self.metrics is not None:
+                    self.metrics.stops.labels(effect.model, effect.reason).inc()
                 self._spawn(self._stop_unit(effect.model), f"stop {effect.model}")
             elif isinstance(effect, ArmIdleTimer):
                 self._spawn(self.units.arm_idle_timer(effect.model, effect.seconds), f"arm {effect.model}")
@@ -286,6 +308,14 @@ class Runtime:
         self._starting_units.add(model_id)
         if model.role is Role.EXCLUSIVE:
             await self._memory_settled()
+        available = self.read_memory()
+        if self.fit_gate and not self.memory.fits(model_id, available):
+            self._starting_units.discard(model_id)
+            need = self.memory.peaks[model_id]
+            cause = f"it needed {need / 2**30:.1f} GiB before and {available / 2**30:.1f} GiB is available"
+            self._apply(self.scheduler.on_start_failed(model_id, cause, self.clock()))
+            return
+        self.memory.start_began(model_id, available)
         try:
             job = await self.units.start_unit(model.unit_name)
         except SystemdError as error:
@@ -329,9 +359,16 @@ class Runtime:
         deadline = self.clock() + model.start_timeout
         while self.scheduler.states[model_id].phase is Phase.STARTING:
             if await self.probe.healthy(url):
-                if self.scheduler.states[model_id].phase is Phase.STARTING:
+                state = self.scheduler.states[model_id]
+                if state.phase is Phase.STARTING:
                     log.info("%s is ready", model_id, extra=fields(model=model_id, event="ready"))
                     self._apply(self.scheduler.on_ready(model_id, self.clock()))
+                    if (
+                        self.metrics is not None
+                        and state.start_requested is not None
+                        and state.start_durations
+                    ):
+                        self.metrics.start_seconds.labels(model_id).observe(state.start_durations[-1])
                 return
             if self.clock() > deadline:
                 cause = f"no healthy answer from {model.health_path} within {model.start_timeout:.0f}s"
@@ -348,4 +385,6 @@ class Runtime:
         log.error(
             "%s failed to start: %s", model_id, cause, extra=fields(model=model_id, event="start_failed")
         )
+        if self.metrics is not None:
+            self.metrics.start_failures.labels(model_id).inc()
         self._apply(self.scheduler.on_start_failed(model_id, cause, self.clock(), unit_up=unit_up))

@@ -170,6 +170,7 @@ class ModelState:
     retry_at: float = 0.0  # utility keep-warm backoff
     idle_timer_armed: bool = False
     idle_stop_at: float | None = None  # when the armed idle timer fires
+    warm_until: float = 0.0  # `sparkd keep-warm`: no idle stop before this
     last_failure: str | None = None
 
 
@@ -355,7 +356,18 @@ class Scheduler:
         state.idle_timer_armed = False
         if state.phase is not Phase.READY or state.in_flight or self._has_waiters(model_id):
             return []
+        if now < state.warm_until:
+            return self._arm_idle(model_id, now)
         return self._stop(model_id, "idle", now)
+
+    def on_keep_warm(self, model_id: str, seconds: float, now: float) -> list[Effect]:
+        """An operator pins a model: started if needed, never idle-stopped for `seconds`."""
+        state = self.states[model_id]
+        state.warm_until = now + seconds
+        effects = self.on_manual_start(model_id, now)
+        if state.phase is Phase.READY and not state.in_flight:
+            effects += self._arm_idle(model_id, now)
+        return effects
 
     def on_wake(self, now: float) -> list[Effect]:
         return self._advance(now)
@@ -504,7 +516,7 @@ class Scheduler:
         if policy.keep_warm or policy.idle_timeout <= 0:
             return []
         uptime = now - state.ready_at if state.ready_at is not None else 0.0
-        seconds = max(policy.idle_timeout, policy.min_uptime - uptime)
+        seconds = max(policy.idle_timeout, policy.min_uptime - uptime, state.warm_until - now)
         state.idle_timer_armed = True
         state.idle_stop_at = now + seconds
         return [ArmIdleTimer(model_id, seconds)]

@@ -53,6 +53,11 @@ class Settings(BaseModel):
     # How often an engine's health route is asked while it starts.
     health_interval: Seconds = 0.25
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    # Refuse (503, with the reason) to start a model whose recorded memory
+    # need is more than the machine has available.
+    fit_gate: bool = False
+    # While a streaming request waits for a cold start, send SSE progress comments.
+    loading_progress: bool = True
 
 
 def load_settings(path: Path | None = None) -> Settings:

@@ -177,6 +177,23 @@ class SystemdBus:
     async def disarm_idle_timer(self, model_id: str) -> None:
         await self.call(lambda bus: _disarm(bus, idle_timer(model_id), idle_service(model_id)))
 
+    async def unit_memory(self, unit: str) -> tuple[int | None, int | None]:
+        """The unit's cgroup memory now and at its peak (MemoryPeak needs systemd 256; None before)."""
+
+        def read(bus: DBus) -> tuple[int | None, int | None]:
+            path = path_encode(UNIT_PREFIX, unit.encode())
+            values: list[int | None] = []
+            for name in (b"MemoryCurrent", b"MemoryPeak"):
+                try:
+                    value = int(bus.get_property(DEST, path, b"org.freedesktop.systemd1.Service", name, b"t"))
+                except Exception:
+                    value = None
+                # systemd says "unknown" with the largest 64-bit number.
+                values.append(None if value is None or value >= 2**64 - 1 else value)
+            return values[0], values[1]
+
+        return await self.call(read)
+
     async def unit_result(self, unit: str) -> tuple[str, int | None]:
         return await self.call(lambda bus: _unit_result(bus, unit))
 

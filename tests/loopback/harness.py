@@ -18,6 +18,7 @@ from aiohttp import web
 
 from sparkd.auth import KeyRing
 from sparkd.catalogue import Catalogue, load_catalogue
+from sparkd.metrics import Metrics
 from sparkd.proxy import Gateway
 from sparkd.runtime import HttpHealthProbe, Runtime
 from sparkd.scheduler import Policy, Scheduler
@@ -62,6 +63,9 @@ class FakeUnits:
 
     async def disarm_idle_timer(self, model_id: str) -> None:
         self.timers.pop(model_id, None)
+
+    async def unit_memory(self, unit: str) -> tuple[int | None, int | None]:
+        return (123 * 2**20, None) if unit in self.started and unit not in self.stopped else (None, None)
 
 
 class NoJournal:
@@ -147,12 +151,19 @@ async def gateway(
         refuse_when_busy=busy_policy == "refuse",
     )
     units = FakeUnits()
+    metrics = Metrics(scheduler, lambda: {"available": 1.0})
     runtime = Runtime(
-        catalogue, scheduler, units, HttpHealthProbe(session), NoJournal(), health_interval=0.02
+        catalogue,
+        scheduler,
+        units,
+        HttpHealthProbe(session),
+        NoJournal(),
+        health_interval=0.02,
+        metrics=metrics,
     )
     units.runtime = runtime
     await runtime.start()
-    app = Gateway(catalogue, runtime, keys, session, max_body).app()
+    app = Gateway(catalogue, runtime, keys, session, max_body, metrics).app()
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -402,3 +402,78 @@ class TestEnginesFailing:
             assert (status, error_code(payload)) == (502, "engine_unreachable")
 
         run(tmp_path, scenario)
+
+
+class TestOperatorRoutes:
+    def test_metrics_parse_as_prometheus_text(self, tmp_path: Path) -> None:
+        from prometheus_client.parser import text_string_to_metric_families
+
+        async def scenario(bed: Bed) -> None:
+            await post(bed, "/v1/chat/completions", CHAT)
+            await post(bed, "/v1/chat/completions", {**CHAT, "model": "beta"})
+            async with bed.session.get(bed.url + "/metrics", headers=bed.headers()) as response:
+                text = await response.text()
+            families = {f.name: f for f in text_string_to_metric_families(text)}
+            requests = {
+                (s.labels["model"], s.labels["status"]): s.value
+                for s in families["sparkd_requests"].samples
+                if s.name == "sparkd_requests_total"
+            }
+            assert requests == {("alpha", "200"): 1.0, ("beta", "200"): 1.0}
+            assert {s.labels["model"] for s in families["sparkd_model_starts"].samples} == {"alpha", "beta"}
+            stops = [s.labels for s in families["sparkd_model_stops"].samples if s.name.endswith("_total")]
+            assert stops == [{"model": "alpha", "reason": "swap"}]
+            phases = {
+                (s.labels["model"], s.labels["phase"])
+                for s in families["sparkd_model_phase"].samples
+                if s.value == 1
+            }
+            assert ("beta", "ready") in phases and ("alpha", "stopped") in phases
+            assert "sparkd_time_to_first_byte_seconds" in families
+            assert "sparkd_model_start_seconds" in families
+
+        run(tmp_path, scenario)
+
+    def test_metrics_and_status_need_a_key(self, tmp_path: Path) -> None:
+        async def scenario(bed: Bed) -> None:
+            for path in ("/metrics", "/sparkd/status"):
+                async with bed.session.get(bed.url + path) as response:
+                    assert response.status == 401
+
+        run(tmp_path, scenario)
+
+    def test_status_shows_each_models_phase_and_requests(self, tmp_path: Path) -> None:
+        async def scenario(bed: Bed) -> None:
+            await post(bed, "/v1/chat/completions", CHAT)
+            async with bed.session.get(bed.url + "/sparkd/status", headers=bed.headers()) as response:
+                status = await response.json()
+            assert status["sparkd"]["tenant"] == "alpha"
+            alpha = next(m for m in status["models"] if m["id"] == "alpha")
+            assert (alpha["phase"], alpha["in_flight"], alpha["queued"]) == ("ready", 0, 0)
+            assert alpha["idle_stop_in_seconds"] > 0
+            assert alpha["memory_bytes"] == 123 * 2**20
+
+        run(tmp_path, scenario)
+
+    def test_start_stop_and_keep_warm_by_hand(self, tmp_path: Path) -> None:
+        async def scenario(bed: Bed) -> None:
+            async def control(path: str) -> dict[str, object]:
+                async with bed.session.post(bed.url + path, headers=bed.headers()) as response:
+                    assert response.status == 202, await response.text()
+                    return dict(await response.json())
+
+            await control("/sparkd/models/alpha/start")
+            for _ in range(100):
+                if bed.runtime.scheduler.states["alpha"].phase.value == "ready":
+                    break
+                await asyncio.sleep(0.02)
+            await control("/sparkd/models/alpha/keep-warm?for=2h")
+            assert bed.units.timers["alpha"] == pytest.approx(7200, abs=5)
+            await control("/sparkd/models/alpha/stop")
+            assert bed.units.stopped == ["sparkd-alpha.service"]
+            async with bed.session.post(
+                bed.url + "/sparkd/models/alpha/keep-warm?for=soon", headers=bed.headers()
+            ) as response:
+                assert response.status == 400
+
+        run(tmp_path, scenario)

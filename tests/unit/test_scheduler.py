@@ -146,6 +146,15 @@ class TestIdleStop:
         assert s.on_ready(A, now=1230) == [Grant(1, A, waited=29, cold=True)]
 
 
+class TestKeepWarm:
+    def test_a_pinned_model_starts_and_outlasts_its_idle_timeout(self) -> None:
+        s = scheduler()
+        assert s.on_keep_warm(A, 3600, now=0) == [StartUnit(A)]
+        assert s.on_ready(A, now=10) == [ArmIdleTimer(A, 3590)]
+        assert s.on_idle_expired(A, now=1210) == [ArmIdleTimer(A, 2390)]
+        assert s.on_idle_expired(A, now=3600) == [StopUnit(A, "idle")]
+
+
 class TestSingleTenancy:
     def test_a_request_for_another_model_swaps_an_idle_tenant(self) -> None:
         s = scheduler()
