@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import os
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,3 +75,43 @@ def presented_key(authorization: str | None, x_api_key: str | None) -> str | Non
             return token.strip()
         return None
     return x_api_key
+
+
+def new_key() -> str:
+    return "sk-sparkd-" + secrets.token_hex(24)
+
+
+def _write_keys(path: Path, keys: dict[str, str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.new")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write("# sparkd API keys: one name:key per line (sparkd key create|list|revoke)\n")
+        handle.writelines(f"{name}:{key}\n" for name, key in keys.items())
+    os.replace(temporary, path)
+
+
+def read_keys(path: Path) -> dict[str, str]:
+    try:
+        return parse_keys(path.read_text(encoding="utf-8"), str(path))
+    except FileNotFoundError:
+        return {}
+
+
+def create_key(path: Path, name: str) -> str:
+    """A new random key under `name` (replacing one of the same name); returns it."""
+    if not name or ":" in name or any(c.isspace() for c in name):
+        raise KeyFileError(f"{name!r}: a key name has no spaces or colons")
+    keys = read_keys(path)
+    keys[name] = key = new_key()
+    _write_keys(path, keys)
+    return key
+
+
+def revoke_key(path: Path, name: str) -> bool:
+    keys = read_keys(path)
+    if name not in keys:
+        return False
+    del keys[name]
+    _write_keys(path, keys)
+    return True

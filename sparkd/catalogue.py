@@ -138,6 +138,9 @@ class Model(_Strict):
     idle_timeout: Seconds = Field(default=1200.0, ge=0)  # 0: never stopped for idleness
     min_uptime: Seconds = Field(default=30.0, ge=0)
     keep_warm: bool = False  # utility only: started and kept running while no exclusive model runs
+    # While a streaming chat request waits for this model, show the loading
+    # progress as reasoning_content deltas (chat UIs and SDKs display those).
+    progress_as_reasoning: bool = False
 
     context_length: int = Field(gt=0)  # what the engine serves (max_model_len)
     client_context: int | None = Field(default=None, gt=0)  # what clients are told to use

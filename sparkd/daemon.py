@@ -109,7 +109,15 @@ async def serve(settings: Settings, catalogue: Catalogue, sockets: list[socket.s
     bus.start()
     await runtime.start()
 
-    gateway = Gateway(catalogue, runtime, keys, session, settings.max_body_bytes, metrics)
+    gateway = Gateway(
+        catalogue,
+        runtime,
+        keys,
+        session,
+        settings.max_body_bytes,
+        metrics,
+        loading_progress=settings.loading_progress,
+    )
     runner = web.AppRunner(
         gateway.app(), handler_cancellation=True, access_log=None, shutdown_timeout=SHUTDOWN_GRACE
     )

@@ -31,7 +31,7 @@ from sparkd.logs import fields
 from sparkd.metrics import Metrics
 from sparkd.rewrite import Plan, RewriteError, rewrite, tokenize_request
 from sparkd.runtime import Runtime
-from sparkd.scheduler import Phase
+from sparkd.scheduler import Grant, Phase
 from sparkd.status import snapshot
 
 log = logging.getLogger("sparkd.proxy")
@@ -51,6 +51,7 @@ CORS_HEADERS = {
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REQUEST_ID = web.RequestKey("request_id", str)
 CLIENT_CLOSED = 499  # logged when the client hung up before the answer was complete
+PROGRESS_INTERVAL = 1.0  # seconds between loading-progress lines
 KEY_NAME = web.RequestKey("key_name", str)
 
 
@@ -68,6 +69,7 @@ class Gateway:
     session: aiohttp.ClientSession
     max_body: int
     metrics: Metrics
+    loading_progress: bool = True
 
     def __post_init__(self) -> None:
         self._next_id = _request_ids()
@@ -261,9 +263,16 @@ class Gateway:
         plan = self._rewrite(document, model, endpoint)
         request_id = request[REQUEST_ID]
         ticket = self.runtime.new_request_id()
-        grant = await self.runtime.acquire(model.id, ticket)
+        future = self.runtime.submit(model.id, ticket)
+        early: web.StreamResponse | None = None  # an SSE answer begun while the model loads
+        grant: Grant | None = None
         status, first_byte, sent = 0, None, 0
         try:
+            if future.done() or not (self.loading_progress and document.get("stream") is True):
+                grant = await self.runtime.wait(future, ticket)
+            else:
+                early = await self._begin_stream(request, plan.applied)
+                grant = await self._wait_with_progress(early, model, endpoint, future, ticket)
             if plan.wants_exact_count:
                 plan = await self._recount(document, model, endpoint, plan)
             if plan.document.get("model") != model.id:
@@ -274,38 +283,105 @@ class Gateway:
                 body = json.dumps(plan.document).encode()
                 log.debug("%s: rewrote %s", request_id, ", ".join(plan.applied))
             status, first_byte, sent, response = await self._forward(
-                request, model, endpoint, body, ticket, plan.applied
+                request, model, endpoint, body, ticket, plan.applied, early
             )
             return response
+        except ApiError as error:
+            status = error.status
+            if early is None:
+                raise
+            # The stream has begun: the failure arrives as an event, then the stream ends.
+            with contextlib.suppress(ConnectionError):
+                await early.write(error.sse_event())
+            return early
+        except ConnectionError:
+            status = CLIENT_CLOSED
+            return early or web.Response(status=CLIENT_CLOSED)
         finally:
-            self.runtime.release(ticket)
-            finished = time.monotonic()
-            self.metrics.request_done(
-                model.id,
-                status,
-                finished - started,
-                first_byte - started if first_byte else None,
-                grant.waited,
-            )
-            log.info(
-                "%s %s %s %d",
-                request_id,
-                model.id,
-                endpoint,
-                status,
-                extra=fields(
-                    request_id=request_id,
-                    model=model.id,
-                    endpoint=endpoint,
-                    status=status,
-                    duration_ms=round((time.monotonic() - started) * 1000, 1),
-                    ttfb_ms=round((first_byte - started) * 1000, 1) if first_byte else None,
-                    queue_ms=round(grant.waited * 1000, 1),
-                    cold_start="yes" if grant.cold else "no",
-                    bytes=sent,
-                    key=request.get(KEY_NAME),
-                ),
-            )
+            if grant is not None:
+                self.runtime.release(ticket)
+            self._account(request, model.id, endpoint, status, started, first_byte, sent, grant)
+
+    def _account(
+        self,
+        request: web.Request,
+        model_id: str,
+        endpoint: str,
+        status: int,
+        started: float,
+        first_byte: float | None,
+        sent: int,
+        grant: Grant | None,
+    ) -> None:
+        """One metrics update and one structured journal entry per request."""
+        finished = time.monotonic()
+        waited = grant.waited if grant else finished - started
+        self.metrics.request_done(
+            model_id, status, finished - started, first_byte - started if first_byte else None, waited
+        )
+        request_id = request[REQUEST_ID]
+        log.info(
+            "%s %s %s %d",
+            request_id,
+            model_id,
+            endpoint,
+            status,
+            extra=fields(
+                request_id=request_id,
+                model=model_id,
+                endpoint=endpoint,
+                status=status,
+                duration_ms=round((finished - started) * 1000, 1),
+                ttfb_ms=round((first_byte - started) * 1000, 1) if first_byte else None,
+                queue_ms=round(waited * 1000, 1),
+                cold_start="yes" if grant and grant.cold else "no",
+                bytes=sent,
+                key=request.get(KEY_NAME),
+            ),
+        )
+
+    async def _begin_stream(self, request: web.Request, applied: list[str]) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        response.headers["X-Request-Id"] = request[REQUEST_ID]
+        if applied:
+            response.headers["X-Sparkd-Rewrites"] = ",".join(applied)
+        origin = request.headers.get("Origin")
+        if origin and CORS_ORIGIN.match(origin):
+            response.headers.update({"Access-Control-Allow-Origin": origin, **CORS_HEADERS})
+        await response.prepare(request)
+        return response
+
+    async def _wait_with_progress(
+        self,
+        response: web.StreamResponse,
+        model: Model,
+        endpoint: str,
+        future: asyncio.Future[Grant],
+        ticket: int,
+    ) -> Grant:
+        """Wait for the model, telling the client what it waits for once a second.
+
+        SSE comment lines are ignored by SDKs but keep proxies and clients from
+        timing out; with `progress_as_reasoning` chat clients also see the
+        progress as reasoning text.
+        """
+        try:
+            while True:
+                done, _ = await asyncio.wait({future}, timeout=PROGRESS_INTERVAL)
+                if done:
+                    return future.result()
+                line = self.runtime.progress(model.id)
+                await response.write(f": sparkd: {line}\n\n".encode())
+                if model.progress_as_reasoning and endpoint == "chat/completions":
+                    await response.write(_reasoning_event(model.id, line + "\n"))
+        except (asyncio.CancelledError, ConnectionError):
+            if not future.done():
+                self.runtime.abandon(ticket)
+            elif not future.cancelled() and future.exception() is None:
+                self.runtime.release(ticket)  # granted just as the client left
+            raise
 
     # Forwarding -----------------------------------------------------------------
 
@@ -347,7 +423,14 @@ class Gateway:
         return self._rewrite(document, model, endpoint, counted)
 
     async def _forward(
-        self, request: web.Request, model: Model, endpoint: str, body: bytes, ticket: int, applied: list[str]
+        self,
+        request: web.Request,
+        model: Model,
+        endpoint: str,
+        body: bytes,
+        ticket: int,
+        applied: list[str],
+        early: web.StreamResponse | None = None,
     ) -> tuple[int, float | None, int, web.StreamResponse]:
         url = f"http://127.0.0.1:{model.engine_port}/v1/{endpoint}"
         headers = {h: request.headers[h] for h in FORWARDED_REQUEST_HEADERS if h in request.headers}
@@ -364,13 +447,18 @@ class Gateway:
                 relay["X-Sparkd-Rewrites"] = ",".join(applied)
             first_byte = time.monotonic()
             if upstream.content_type == "text/event-stream":
-                return await self._stream(request, model, upstream, relay, first_byte)
+                return await self._stream(request, model, upstream, relay, first_byte, early)
             try:
                 data = await upstream.read()
             except (aiohttp.ClientError, OSError):
                 raise ApiError(
                     502, f"{model.id!r} stopped before its answer was complete", "engine_died"
                 ) from None
+            if early is not None:
+                # The engine refused (a 4xx, say) after the stream had begun.
+                raise ApiError(
+                    upstream.status if upstream.status >= 400 else 502, _engine_message(data), "engine_error"
+                )
             response = web.Response(status=upstream.status, body=data, headers=relay)
             return upstream.status, first_byte, len(data), response
         finally:
@@ -383,13 +471,17 @@ class Gateway:
         upstream: aiohttp.ClientResponse,
         relay: dict[str, str],
         first_byte: float,
+        early: web.StreamResponse | None,
     ) -> tuple[int, float | None, int, web.StreamResponse]:
-        response = web.StreamResponse(status=upstream.status, headers=relay)
-        response.headers["X-Request-Id"] = request[REQUEST_ID]
-        origin = request.headers.get("Origin")
-        if origin and CORS_ORIGIN.match(origin):
-            response.headers.update({"Access-Control-Allow-Origin": origin, **CORS_HEADERS})
-        await response.prepare(request)
+        if early is not None:
+            response = early
+        else:
+            response = web.StreamResponse(status=upstream.status, headers=relay)
+            response.headers["X-Request-Id"] = request[REQUEST_ID]
+            origin = request.headers.get("Origin")
+            if origin and CORS_ORIGIN.match(origin):
+                response.headers.update({"Access-Control-Allow-Origin": origin, **CORS_HEADERS})
+            await response.prepare(request)
         sent = 0
         while True:
             try:
@@ -412,6 +504,25 @@ class Gateway:
             sent += len(chunk)
         await response.write_eof()
         return upstream.status, first_byte, sent, response
+
+
+def _reasoning_event(model_id: str, text: str) -> bytes:
+    chunk = {
+        "id": "sparkd-progress",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model_id,
+        "choices": [{"index": 0, "delta": {"reasoning_content": text}, "finish_reason": None}],
+    }
+    return b"data: " + json.dumps(chunk).encode() + b"\n\n"
+
+
+def _engine_message(data: bytes) -> str:
+    try:
+        message = json.loads(data)["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        message = data[:500].decode(errors="replace")
+    return f"the engine refused the request: {message}"
 
 
 def _whole(value: str, name: str) -> int:

@@ -130,17 +130,45 @@ class Runtime:
         self._next_request += 1
         return self._next_request
 
-    async def acquire(self, model_id: str, request: int) -> Grant:
-        """Wait until `model_id` may serve `request`; an ApiError says why it may not."""
+    def submit(self, model_id: str, request: int) -> asyncio.Future[Grant]:
+        """Ask for `model_id`; the future is already done when the model is ready (the hot path)."""
         future: asyncio.Future[Grant] = asyncio.get_running_loop().create_future()
         self._waiting[request] = future
         self._apply(self.scheduler.on_request(request, model_id, self.clock()))
+        return future
+
+    async def wait(self, future: asyncio.Future[Grant], request: int) -> Grant:
+        """The grant, or the ApiError that says why not; a client that leaves is forgotten."""
         try:
             return await future
         except asyncio.CancelledError:
-            self._forget(request)
-            self._apply(self.scheduler.on_cancelled(request, self.clock()))
+            self.abandon(request)
             raise
+
+    def abandon(self, request: int) -> None:
+        self._forget(request)
+        self._apply(self.scheduler.on_cancelled(request, self.clock()))
+
+    async def acquire(self, model_id: str, request: int) -> Grant:
+        """Wait until `model_id` may serve `request`; an ApiError says why it may not."""
+        return await self.wait(self.submit(model_id, request), request)
+
+    def progress(self, model_id: str) -> str:
+        """What a waiting request for `model_id` waits for, in a few words."""
+        now = self.clock()
+        state = self.scheduler.states[model_id]
+        holder = self.scheduler.tenant()
+        if state.phase is Phase.STARTING:
+            elapsed = now - state.since
+            left = self.scheduler.start_estimate(model_id) - elapsed
+            hint = f"about {max(1, round(left))}s left" if left > 0 else "taking longer than last time"
+            return f"starting {model_id}: {elapsed:.0f}s, {hint}"
+        if holder is not None and holder != model_id:
+            held = self.scheduler.states[holder]
+            if held.phase is Phase.STOPPING:
+                return f"stopping {holder} to make room for {model_id}"
+            return f"waiting for {holder} to finish {len(held.in_flight)} request(s)"
+        return f"waiting for {model_id}"
 
     def release(self, request: int) -> None:
         """The request's answer is complete (or failed): the model may go idle."""

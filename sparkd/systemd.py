@@ -340,3 +340,9 @@ def _settle(future: asyncio.Future[Any], result: Any) -> None:
 def _settle_error(future: asyncio.Future[Any], error: BaseException) -> None:
     if not future.done():
         future.set_exception(error)
+
+
+def reload_if_running(unit: str) -> None:
+    """Ask a running unit to reload (SIGHUP for sparkd). An inactive unit refuses; that is fine."""
+    with contextlib.suppress(Exception), DBus() as bus:
+        _manager(bus, b"ReloadUnit", b"ss", unit, "replace")

@@ -88,7 +88,8 @@ class Bed:
 
 EXTRA = {
     # beta: every rewrite off, so its bodies must arrive byte for byte.
-    "beta": "[models.beta.rewrites]\nfill_max_tokens = false\ncap_max_tokens = false",
+    "beta": "progress_as_reasoning = true\n"
+    "[models.beta.rewrites]\nfill_max_tokens = false\ncap_max_tokens = false",
     "helper": 'tool_support = "none"',
 }
 

@@ -477,3 +477,58 @@ class TestOperatorRoutes:
                 assert response.status == 400
 
         run(tmp_path, scenario)
+
+
+class TestLoadingProgress:
+    def test_a_streaming_client_hears_what_the_cold_start_is_doing(self, tmp_path: Path) -> None:
+        async def scenario(bed: Bed) -> None:
+            body = json.dumps({**CHAT, "stream": True}).encode()
+            async with bed.session.post(
+                bed.url + "/v1/chat/completions", data=body, headers=bed.headers()
+            ) as r:
+                assert r.status == 200
+                text = (await r.read()).decode()
+            comments = [line for line in text.splitlines() if line.startswith(": sparkd:")]
+            assert comments
+            assert "starting alpha" in comments[0]
+            assert text.rstrip().endswith("data: [DONE]")
+
+        run(tmp_path, scenario, engine_options={"alpha": {"start_delay": 2.5}})
+
+    def test_the_sdk_sees_progress_as_reasoning_and_an_unchanged_answer(self, tmp_path: Path) -> None:
+        async def scenario(bed: Bed) -> None:
+            client = openai.AsyncOpenAI(base_url=bed.url + "/v1", api_key=KEY, max_retries=0)
+            stream = await client.chat.completions.create(
+                model="beta", messages=[{"role": "user", "content": "hi"}], stream=True
+            )
+            reasoning, content = [], []
+            async for chunk in stream:
+                delta = chunk.choices[0].delta
+                reasoning.append((delta.model_extra or {}).get("reasoning_content") or "")
+                content.append(delta.content or "")
+            assert "starting beta" in "".join(reasoning)
+            assert "".join(content) == "word0 word1 word2 word3 word4 "
+            await client.close()
+
+        run(tmp_path, scenario, engine_options={"beta": {"start_delay": 1.5}})
+
+    def test_a_failure_after_the_stream_began_arrives_as_an_error_event(self, tmp_path: Path) -> None:
+        async def scenario(bed: Bed) -> None:
+            bed.units.fail_start.add("sparkd-alpha.service")
+            body = json.dumps({**CHAT, "stream": True}).encode()
+            async with bed.session.post(
+                bed.url + "/v1/chat/completions", data=body, headers=bed.headers()
+            ) as r:
+                text = (await r.read()).decode()
+            last = text.strip().split("\n\n")[-1]
+            assert json.loads(last.removeprefix("data: "))["error"]["code"] == "model_start_failed"
+
+        run(tmp_path, scenario)
+
+    def test_without_streaming_the_client_gets_plain_status_codes(self, tmp_path: Path) -> None:
+        async def scenario(bed: Bed) -> None:
+            bed.units.fail_start.add("sparkd-alpha.service")
+            status, _, payload = await post(bed, "/v1/chat/completions", CHAT)
+            assert (status, error_code(payload)) == (503, "model_start_failed")
+
+        run(tmp_path, scenario)

@@ -4,7 +4,16 @@ from pathlib import Path
 
 import pytest
 
-from sparkd.auth import KeyFileError, KeyRing, key_file, parse_keys, presented_key
+from sparkd.auth import (
+    KeyFileError,
+    KeyRing,
+    create_key,
+    key_file,
+    parse_keys,
+    presented_key,
+    read_keys,
+    revoke_key,
+)
 
 KEY = "k" * 32
 
@@ -62,3 +71,17 @@ def test_the_credential_is_used_when_the_file_is_not_readable(
     readable = tmp_path / "readable"
     readable.write_text("")
     assert key_file(readable) == readable
+
+
+def test_keys_are_created_listed_and_revoked_in_a_root_only_file(tmp_path: Path) -> None:
+    path = tmp_path / "api-keys"
+    key = create_key(path, "laptop")
+    assert key.startswith("sk-sparkd-") and len(key) > 40
+    create_key(path, "ci")
+    assert list(read_keys(path)) == ["laptop", "ci"]
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert revoke_key(path, "laptop")
+    assert not revoke_key(path, "laptop")
+    assert list(read_keys(path)) == ["ci"]
+    with pytest.raises(KeyFileError):
+        create_key(path, "has space")
