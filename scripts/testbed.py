@@ -177,7 +177,7 @@ def install_sparkd(bed: PrivateSystemd, listen: str, key: str, settings: str = "
     bed.write_file(
         f"{BED_CONFIG}/sparkd.toml",
         f'models_d = "{BED_CONFIG}/models.d"\napi_keys_file = "{BED_CONFIG}/api-keys"\ngpu = "no"\n'
-        + settings,
+        f'listen = "{listen}"\n' + settings,
     )
     bed.write_file(f"{BED_CONFIG}/models.d/bed.toml", models)
     for unit in ("sparkd.socket", "sparkd.service"):

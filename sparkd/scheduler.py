@@ -190,6 +190,7 @@ class Scheduler:
     states: dict[str, ModelState] = field(default_factory=dict)
     queue: deque[Waiter] = field(default_factory=deque)
     owner: dict[int, str] = field(default_factory=dict)  # granted request -> model
+    wanted: str | None = None  # a main model an operator asked for; started like a waiter's
 
     def __post_init__(self) -> None:
         for model_id in self.policies:
@@ -377,14 +378,16 @@ class Scheduler:
         state = self.states[model_id]
         if state.phase in (Phase.READY, Phase.STARTING):
             return []
-        holder = self.tenant()
-        if self.policies[model_id].holds_gpu and holder not in (None, model_id):
-            if self.states[holder].in_flight:
-                return []  # never evict a busy model; the operator is told it is busy
-            return self._stop(holder, "manual", now)
-        return self._start(model_id, now)
+        if not self.policies[model_id].holds_gpu:
+            return self._start(model_id, now) if state.phase is Phase.STOPPED else []
+        # Queued behind real requests, and started when the GPU is free: a busy
+        # model is never evicted for it.
+        self.wanted = model_id
+        return self._advance(now)
 
     def on_manual_stop(self, model_id: str, now: float) -> list[Effect]:
+        if self.wanted == model_id:
+            self.wanted = None
         state = self.states[model_id]
         if state.phase in (Phase.STOPPED, Phase.STOPPING):
             return []
@@ -417,8 +420,10 @@ class Scheduler:
         effects += self._serve_utility_waiters(now)
         head = next((w for w in self.queue if self.policies[w.model].holds_gpu), None)
         holder = self.tenant()
-        if head is not None:
-            target = head.model
+        target = head.model if head is not None else self.wanted
+        if target == holder and self.wanted == holder and holder is not None:
+            self.wanted = None  # the operator's model holds the GPU now
+        if target is not None:
             if holder is None:
                 effects += self._start_tenant(target, now)
             elif holder == target:
@@ -433,6 +438,8 @@ class Scheduler:
         return effects
 
     def _start_tenant(self, model_id: str, now: float) -> list[Effect]:
+        if self.wanted == model_id:
+            self.wanted = None
         utility = self.utility()
         if self.policies[model_id].role is Role.EXCLUSIVE and utility is not None:
             u = self.states[utility]

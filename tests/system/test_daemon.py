@@ -7,7 +7,9 @@ under real Quadlet units; the chat path uses the real vLLM demo model.
 from __future__ import annotations
 
 import json
+import re
 import secrets
+import subprocess
 import threading
 import time
 import urllib.error
@@ -16,7 +18,8 @@ from collections.abc import Iterator
 
 import openai
 import pytest
-from testbed import BED_CONFIG, PrivateSystemd, install_sparkd
+from prometheus_client.parser import text_string_to_metric_families
+from testbed import BED_CONFIG, SPARKD, PrivateSystemd, install_sparkd
 
 from tests.system.conftest import ROOT, wait_for
 
@@ -44,7 +47,10 @@ stop_timeout = "10s"
 """
 
 
-FAKE_MODELS = '[models."qwen3.5-0.8b"]\nstatus = "disabled"\n' + "".join(
+# The bed has no GPU: the shipped utility is disabled (fake-util stands in), and the
+# demo shows its loading progress as reasoning text.
+BED_OVERRIDES = '[models."qwen3.5-0.8b"]\nstatus = "disabled"\n[models.demo]\nprogress_as_reasoning = true\n'
+FAKE_MODELS = BED_OVERRIDES + "".join(
     [
         fake("fake-a", 18101),
         fake("fake-b", 18102),
@@ -295,6 +301,93 @@ def test_each_request_is_one_structured_journal_entry(sparkd: PrivateSystemd) ->
     assert (entry["MODEL"], entry["STATUS"], entry["COLD_START"]) == ("fake-a", "200", "no")
     assert float(entry["DURATION_MS"]) > 0
     assert "fake-a" in prop(sparkd, "sparkd.service", "StatusText")
+
+
+def cli(bed: PrivateSystemd, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return bed.run(str(SPARKD), "--config", f"{BED_CONFIG}/sparkd.toml", *args, check=False, timeout=timeout)
+
+
+def test_sparkd_status_shows_what_runs(sparkd: PrivateSystemd) -> None:
+    chat("fake-a")
+    shown = cli(sparkd, "status")
+    assert shown.returncode == 0, shown.stderr
+    assert re.search(r"^fake-a\s+main\s+ready", shown.stdout, re.MULTILINE), shown.stdout
+    document = json.loads(cli(sparkd, "status", "--json").stdout)
+    fake_a = next(m for m in document["models"] if m["id"] == "fake-a")
+    assert fake_a["phase"] == "ready"
+    assert fake_a["memory_bytes"] > 0  # systemd's cgroup accounting of the unit
+
+
+def test_sparkd_start_and_stop_by_hand(sparkd: PrivateSystemd) -> None:
+    assert cli(sparkd, "start", "fake-b").returncode == 0
+    wait_for(lambda: state(sparkd, "sparkd-fake-b.service") == "active", 60, "fake-b to start")
+    assert state(sparkd, "sparkd-fake-a.service") == "inactive"
+    assert cli(sparkd, "stop", "fake-b").returncode == 0
+    wait_for(lambda: state(sparkd, "sparkd-fake-b.service") == "inactive", 30, "fake-b to stop")
+    assert cli(sparkd, "start", "no-such-model").returncode == 2
+
+
+def test_sparkd_logs_follows_a_models_journal(sparkd: PrivateSystemd) -> None:
+    chat("fake-a")
+    followed = sparkd.run(
+        "timeout",
+        "3",
+        str(SPARKD),
+        "--config",
+        f"{BED_CONFIG}/sparkd.toml",
+        "logs",
+        "fake-a",
+        "-f",
+        check=False,
+    )
+    assert followed.returncode == 124  # still following when the timeout ended it
+    assert "fake engine fake-a on 127.0.0.1:18101" in followed.stdout
+
+
+def test_sparkd_check_gives_a_verdict_per_item(sparkd: PrivateSystemd) -> None:
+    checked = cli(sparkd, "check")
+    assert checked.returncode == 1  # this machine has no GPU for the shipped models
+    lines = checked.stdout.splitlines()
+    assert any(line.startswith("ok    podman") for line in lines), checked.stdout
+    assert any(line.startswith("ok    image localhost/sparkd-demo:latest") for line in lines)
+    assert any(line.startswith("ok    port 18009: owned by sparkd.socket") for line in lines)
+    assert any(line.startswith("FAIL  gpu") for line in lines)
+    assert any(line.startswith("FAIL  image localhost/vllm-node-mxfp4:latest") for line in lines)
+    verdicts = {item["item"]: item["verdict"] for item in json.loads(cli(sparkd, "check", "--json").stdout)}
+    assert verdicts["api keys"] == "ok"
+    assert verdicts["model units"] == "ok"
+
+
+def test_metrics_are_prometheus_text(sparkd: PrivateSystemd) -> None:
+    chat("fake-a")
+    req = urllib.request.Request(URL + "/metrics", headers={"Authorization": f"Bearer {KEY}"})
+    with urllib.request.urlopen(req, timeout=10) as response:
+        text = response.read().decode()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    answered = {
+        s.labels["model"] for s in families["sparkd_requests"].samples if s.labels.get("status") == "200"
+    }
+    assert "fake-a" in answered
+    available = [s for s in families["sparkd_memory_bytes"].samples if s.labels["what"] == "available"]
+    assert available and available[0].value > 0
+
+
+def test_a_streaming_sdk_client_sees_loading_progress_during_a_real_cold_start(
+    sparkd: PrivateSystemd,
+) -> None:
+    sparkd.run("systemctl", "stop", "sparkd-demo.service")
+    client = openai.OpenAI(base_url=URL + "/v1", api_key=KEY, max_retries=0, timeout=300)
+    stream = client.chat.completions.create(
+        model="demo", messages=[{"role": "user", "content": "Say hello."}], max_tokens=16, stream=True
+    )
+    reasoning, content = [], []
+    for chunk in stream:
+        if chunk.choices:
+            delta = chunk.choices[0].delta
+            reasoning.append((delta.model_extra or {}).get("reasoning_content") or "")
+            content.append(delta.content or "")
+    assert "starting demo" in "".join(reasoning)
+    assert "".join(content).strip()
 
 
 def test_a_quiet_sparkd_exits_and_the_socket_brings_it_back(sparkd: PrivateSystemd) -> None:

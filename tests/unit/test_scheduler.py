@@ -146,6 +146,30 @@ class TestIdleStop:
         assert s.on_ready(A, now=1230) == [Grant(1, A, waited=29, cold=True)]
 
 
+class TestManualControl:
+    def test_starting_a_model_by_hand_swaps_out_an_idle_tenant(self) -> None:
+        s = scheduler()
+        ready(s, A)
+        assert s.on_manual_start(B, now=5) == [DisarmIdleTimer(A), StopUnit(A, "swap")]
+        assert s.on_stopped(A, now=6) == [StartUnit(B)]
+
+    def test_starting_a_model_by_hand_waits_for_a_busy_tenant(self) -> None:
+        s = scheduler()
+        ready(s, A)
+        s.on_request(1, A, now=1)
+        assert s.on_manual_start(B, now=2) == []
+        assert s.on_finished(1, now=3) == [StopUnit(A, "swap")]
+        assert s.on_stopped(A, now=4) == [StartUnit(B)]
+
+    def test_stopping_the_wanted_model_cancels_the_wish(self) -> None:
+        s = scheduler()
+        ready(s, A)
+        s.on_request(1, A, now=1)
+        s.on_manual_start(B, now=2)
+        s.on_manual_stop(B, now=3)
+        assert s.on_finished(1, now=4) == [ArmIdleTimer(A, 1200)]
+
+
 class TestKeepWarm:
     def test_a_pinned_model_starts_and_outlasts_its_idle_timeout(self) -> None:
         s = scheduler()
@@ -329,6 +353,7 @@ EVENTS = st.lists(
         st.tuples(st.just("idle"), st.sampled_from([A, B, U, X])),
         st.tuples(st.just("deadline"), st.integers(0, 30)),
         st.tuples(st.just("wake"), st.just("")),
+        st.tuples(st.just("manual"), st.sampled_from([A, B, U, X])),
     ),
     max_size=60,
 )
@@ -362,6 +387,8 @@ def test_never_two_tenants_whatever_happens(events: list[tuple[str, object]], ke
             effects = s.on_idle_expired(str(arg), now)
         elif kind == "deadline":
             effects = s.on_deadline(int(str(arg)), now)
+        elif kind == "manual":
+            effects = s.on_manual_start(str(arg), now)
         else:
             effects = s.on_wake(now)
         for effect in effects:
