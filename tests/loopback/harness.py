@@ -18,6 +18,7 @@ from aiohttp import web
 
 from sparkd.auth import KeyRing
 from sparkd.catalogue import Catalogue, load_catalogue
+from sparkd.memory import MemoryBook
 from sparkd.metrics import Metrics
 from sparkd.proxy import Gateway
 from sparkd.runtime import HttpHealthProbe, Runtime
@@ -124,6 +125,8 @@ async def gateway(
     engine_options: dict[str, dict[str, object]] | None = None,
     max_body: int = 1024 * 1024,
     busy_policy: str = "queue",
+    fit_gate: bool = False,
+    memory_peaks: dict[str, int] | None = None,
 ) -> AsyncIterator[Bed]:
     runners = []
     engines: dict[str, web.Application] = {}
@@ -161,6 +164,9 @@ async def gateway(
         NoJournal(),
         health_interval=0.02,
         metrics=metrics,
+        fit_gate=fit_gate,
+        memory=MemoryBook(memory_peaks),
+        read_memory=lambda: 64 * 2**30,
     )
     units.runtime = runtime
     await runtime.start()

@@ -351,6 +351,17 @@ class TestSwapsAndQueues:
 
         run(tmp_path, scenario, busy_policy="refuse")
 
+    def test_the_fit_gate_refuses_a_model_that_needed_more_than_is_free(self, tmp_path: Path) -> None:
+        async def scenario(bed: Bed) -> None:
+            status, _, payload = await post(bed, "/v1/chat/completions", CHAT)
+            assert (status, error_code(payload)) == (503, "model_start_failed")
+            assert "needed 100.0 GiB before and 64.0 GiB is available" in str(payload)
+            assert bed.units.started == []
+            status, _, _ = await post(bed, "/v1/chat/completions", {**CHAT, "model": "beta"})
+            assert status == 200
+
+        run(tmp_path, scenario, fit_gate=True, memory_peaks={"alpha": 100 * 2**30})
+
     def test_a_model_that_fails_to_start_gets_a_503_naming_the_cause(self, tmp_path: Path) -> None:
         async def scenario(bed: Bed) -> None:
             bed.units.fail_start.add("sparkd-alpha.service")
