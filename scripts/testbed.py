@@ -45,6 +45,14 @@ def _boot_script(keep: list[Path]) -> str:
         lines += [f"mkdir -p {quoted}", f"mount --move /run/keep{index} {quoted}", f"rmdir /run/keep{index}"]
     for private in PRIVATE_DIRS:
         lines.append(f"mount -t tmpfs -o mode=0755 tmpfs {private}")
+    if Path("/usr/sbin/policy-rc.d").exists():
+        # Container images often forbid maintainer scripts to start services
+        # (exit 101); the bed is a machine with its own systemd, where they may.
+        lines += [
+            "printf '#!/bin/sh\\nexit 0\\n' > /run/policy-rc.d",
+            "chmod 755 /run/policy-rc.d",
+            "mount --bind /run/policy-rc.d /usr/sbin/policy-rc.d",
+        ]
     if Path("/var/log/journal").is_dir():
         lines.append("mount -t tmpfs -o mode=2755 tmpfs /var/log/journal")
     lines.append("exec /lib/systemd/systemd --system --log-target=console --show-status=false")

@@ -1,0 +1,176 @@
+"""The .deb, for real: build, install, serve, upgrade with a model running, remove, purge.
+
+apt and dpkg run inside the private systemd, so maintainer scripts talk to
+a real systemd; the files land on this machine's file system, and the purge
+at the end must leave none behind.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from testbed import PrivateSystemd
+
+from tests.system.conftest import ROOT, wait_for
+
+URL = "http://127.0.0.1:8009"
+DEMO = Path("/var/lib/sparkd/demo")
+DEMO_KEPT = Path("/var/lib/sparkd-demo.kept")  # the demo engine outlives the purge: it is slow to make
+PACKAGE_PATHS = [
+    "/etc/sparkd",
+    "/var/lib/sparkd",
+    "/usr/lib/sparkd",
+    "/usr/share/sparkd",
+    "/usr/bin/sparkd",
+    "/lib/systemd/system/sparkd.socket",
+    "/lib/systemd/system/sparkd.service",
+    "/usr/share/doc/sparkd",
+    "/usr/share/man/man8/sparkd.8.gz",
+]
+
+
+def build(version: str, out: Path) -> Path:
+    result = subprocess.run(
+        [str(ROOT / "packaging" / "build-deb"), "--version", version, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+def apt(bed: PrivateSystemd, *args: str) -> None:
+    result = bed.run(
+        "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-y", "-q", *args, check=False, timeout=300
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+
+
+def key() -> str:
+    for line in Path("/etc/sparkd/api-keys").read_text().splitlines():
+        if line and not line.startswith("#"):
+            return line.partition(":")[2]
+    raise AssertionError("no key in /etc/sparkd/api-keys")
+
+
+def chat(max_tokens: int = 8, stream: bool = False) -> tuple[int, bytes]:
+    body = {
+        "model": "demo",
+        "messages": [{"role": "user", "content": "Tell me a story."}],
+        "max_tokens": max_tokens,
+        "stream": stream,
+    }
+    req = urllib.request.Request(
+        URL + "/v1/chat/completions",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {key()}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=300) as response:
+        return response.status, response.read()
+
+
+def prop(bed: PrivateSystemd, unit: str, name: str) -> str:
+    return bed.run("systemctl", "show", unit, "-p", name, "--value").stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def debs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    out = ROOT / "build"
+    return build("0.1.0", out), build("0.1.1", out)
+
+
+@pytest.fixture(scope="module")
+def clean_bed(bed: PrivateSystemd) -> Iterator[PrivateSystemd]:
+    """The bed without the checkout's own sparkd (from test_daemon.py), which would shadow the package's."""
+    bed.run("systemctl", "stop", "sparkd.socket", "sparkd.service", check=False)
+    bed.run("sh", "-c", "rm -rf /run/systemd/system/sparkd.* /run/systemd/system/sparkd.*.d")
+    bed.run("systemctl", "daemon-reload")
+    yield bed
+    # Whatever happened, leave this machine as it was: no package, the demo engine back.
+    if subprocess.run(["dpkg", "-s", "sparkd"], capture_output=True, check=False).returncode == 0:
+        bed.run(
+            "env",
+            "DEBIAN_FRONTEND=noninteractive",
+            "apt-get",
+            "-y",
+            "purge",
+            "sparkd",
+            check=False,
+            timeout=300,
+        )
+    if DEMO_KEPT.exists() and not DEMO.exists():
+        DEMO.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(DEMO_KEPT, DEMO)
+
+
+def test_lintian_finds_no_errors(debs: tuple[Path, Path]) -> None:
+    result = subprocess.run(
+        ["lintian", "--fail-on", "error", str(debs[0])], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "E: " not in result.stdout
+
+
+def test_install_serve_upgrade_remove_purge(debs: tuple[Path, Path], clean_bed: PrivateSystemd) -> None:
+    bed = clean_bed
+    first, second = debs
+
+    apt(bed, "install", str(first))
+    assert bed.run("systemctl", "is-enabled", "sparkd.socket").stdout.strip() == "enabled"
+    assert bed.run("systemctl", "is-active", "sparkd.socket").stdout.strip() == "active"
+    assert Path("/etc/sparkd/api-keys").stat().st_mode & 0o777 == 0o600
+    assert len(key()) > 40
+    # The bed's Quadlet directory is its own: look from inside.
+    assert bed.run("test", "-e", "/etc/containers/systemd/sparkd-demo.container", check=False).returncode == 0
+    keys_before = Path("/etc/sparkd/api-keys").read_text()
+
+    status, body = chat()
+    assert status == 200, body
+    assert json.loads(body)["model"] == "demo"
+    engine = prop(bed, "sparkd-demo.service", "InvocationID")
+
+    # Upgrade while an answer streams: it finishes, and the model keeps running.
+    streamed: list[bytes] = []
+    reader = threading.Thread(target=lambda: streamed.append(chat(max_tokens=120, stream=True)[1]))
+    reader.start()
+    time.sleep(1.0)
+    apt(bed, "install", str(second))
+    reader.join(timeout=120)
+    assert streamed, "the streaming answer did not finish"
+    assert streamed[0].rstrip().endswith(b"data: [DONE]"), streamed[0][-300:]
+    assert b'"error"' not in streamed[0]
+    assert bed.run("dpkg-query", "-W", "-f", "${Version}", "sparkd").stdout == "0.1.1"
+    assert prop(bed, "sparkd-demo.service", "InvocationID") == engine, "the upgrade restarted the model"
+    assert Path("/etc/sparkd/api-keys").read_text() == keys_before
+    assert chat()[0] == 200
+
+    apt(bed, "remove", "sparkd")
+    assert bed.run("systemctl", "is-active", "sparkd.socket", check=False).stdout.strip() != "active"
+    assert bed.run("systemctl", "is-active", "sparkd.service", check=False).stdout.strip() != "active"
+    wait_for(
+        lambda: (
+            bed.run("systemctl", "is-active", "sparkd-demo.service", check=False).stdout.strip() != "active"
+        ),
+        60,
+        "the model to stop on remove",
+    )
+
+    DEMO.rename(DEMO_KEPT)
+    apt(bed, "purge", "sparkd")
+    left = [p for p in PACKAGE_PATHS if Path(p).exists()]
+    assert left == []
+    units = bed.run("systemctl", "list-unit-files", "sparkd*", "--no-legend", check=False).stdout.strip()
+    assert units == ""
+    quadlets = bed.run("sh", "-c", "ls /etc/containers/systemd/ | grep '^sparkd-' || true").stdout.strip()
+    assert quadlets == ""
+    assert subprocess.run(["getent", "passwd", "sparkd"], capture_output=True, check=False).returncode != 0
+    assert subprocess.run(["dpkg", "-s", "sparkd"], capture_output=True, check=False).returncode != 0
