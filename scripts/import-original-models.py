@@ -223,6 +223,9 @@ def convert(record: dict[str, Any], port: int) -> dict[str, Any]:
     if environment:
         entry["environment"] = environment
     volumes = list(dict.fromkeys(map_volume(v, model_id) for v in record["volumes"]))
+    if any(v.startswith("{data}/mods/") for v in volumes):
+        # sparkd's runtime patches share a helper library (custom-docker-containers/mods/lib).
+        volumes.append("{data}/mods/lib:/workspace/mods/lib:ro")
     entry["volumes"] = volumes
     if record["shm_size"]:
         entry["shm_size"] = record["shm_size"]

@@ -125,6 +125,20 @@ def _parser() -> argparse.ArgumentParser:
     revoke = key_commands.add_parser("revoke", help="remove a key")
     revoke.add_argument("name")
 
+    images = command(
+        "images",
+        "the engine images sparkd builds",
+        "Build or list the engine images of custom-docker-containers/ (bases first).",
+    )
+    image_commands = images.add_subparsers(dest="images_command", required=True, metavar="ACTION")
+    build = image_commands.add_parser(
+        "build",
+        help="build images (default: every missing one an enabled model uses)",
+        description="podman build with the tags the catalogue uses; bases are built first when missing.",
+    )
+    build.add_argument("names", nargs="*", metavar="NAME")
+    image_commands.add_parser("list", help="recipes, their tags, and whether each image is present")
+
     demo = command("demo", "the CPU demo model", "Set up the CPU demo model.")
     demo_commands = demo.add_subparsers(dest="demo_command", required=True, metavar="ACTION")
     demo_commands.add_parser(
@@ -384,6 +398,40 @@ def _key(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _images(args: argparse.Namespace, settings: Settings) -> int:
+    import subprocess
+
+    from sparkd import images
+
+    if args.images_command == "list":
+        _table(
+            ("NAME", "TAG", "PRESENT", "BUILT ON"),
+            [
+                (r.name, r.tag, "yes" if images.image_present(r.tag) else "no", ", ".join(r.needs) or "-")
+                for r in images.RECIPES
+            ],
+        )
+        return 0
+    names = args.names
+    if not names:
+        used = {m.image for m in _catalogue(settings).enabled()}
+        names = [r.name for r in images.RECIPES if r.tag in used and not images.image_present(r.tag)]
+    try:
+        plan = images.build_plan(names, images.image_present)
+    except KeyError as error:
+        print(f"sparkd: {error.args[0]}", file=sys.stderr)
+        return EXIT_USAGE
+    if not plan:
+        print("every image is present")
+    for recipe in plan:
+        try:
+            images.build(recipe)
+        except subprocess.CalledProcessError as error:
+            print(f"sparkd: building {recipe.tag} failed ({error.returncode})", file=sys.stderr)
+            return EXIT_FAILED
+    return 0
+
+
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from sparkd import demo
 
@@ -403,5 +451,6 @@ HANDLERS = {
     "render": _render,
     "export": _export,
     "key": _key,
+    "images": _images,
     "demo": _demo,
 }

