@@ -27,3 +27,14 @@ def test_the_shipped_catalogue_is_the_import_of_the_original_models() -> None:
     assert sorted(generated) == sorted(shipped)
     stale = [name for name in generated if generated[name] != shipped[name]]
     assert not stale, f"re-run scripts/import-original-models.py: {stale} differ"
+
+
+def test_the_models_page_matches_the_catalogue() -> None:
+    """docs/models.md is generated: run scripts/models-doc.py after changing the catalogue."""
+    spec = importlib.util.spec_from_file_location("models_doc", ROOT / "scripts" / "models-doc.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    from sparkd.catalogue import load_catalogue
+
+    assert (ROOT / "docs" / "models.md").read_text() == module.render(load_catalogue())
