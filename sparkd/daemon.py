@@ -32,7 +32,7 @@ from sparkd.duration import format_seconds
 from sparkd.hostfacts import detect_host
 from sparkd.memory import MemoryBook, mem_available
 from sparkd.metrics import Metrics
-from sparkd.proxy import Gateway
+from sparkd.proxy import HEADER_LIMIT, Gateway
 from sparkd.runtime import HttpHealthProbe, JournalctlTail, Runtime
 from sparkd.scheduler import Phase, Policy, Scheduler
 from sparkd.settings import Settings, load_settings
@@ -119,7 +119,12 @@ async def serve(settings: Settings, catalogue: Catalogue, sockets: list[socket.s
         loading_progress=settings.loading_progress,
     )
     runner = web.AppRunner(
-        gateway.app(), handler_cancellation=True, access_log=None, shutdown_timeout=SHUTDOWN_GRACE
+        gateway.app(),
+        handler_cancellation=True,
+        access_log=None,
+        shutdown_timeout=SHUTDOWN_GRACE,
+        max_line_size=HEADER_LIMIT,
+        max_field_size=HEADER_LIMIT,
     )
     await runner.setup()
     for sock in sockets:

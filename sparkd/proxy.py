@@ -49,6 +49,9 @@ CORS_HEADERS = {
 }
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Header limits for the HTTP server: long enough that any key reaches sparkd's
+# own auth check (and its error envelope) rather than the parser's bare 400.
+HEADER_LIMIT = 65536
 REQUEST_ID = web.RequestKey("request_id", str)
 CLIENT_CLOSED = 499  # logged when the client hung up before the answer was complete
 PROGRESS_INTERVAL = 1.0  # seconds between loading-progress lines
@@ -119,6 +122,14 @@ class Gateway:
             ).response()
         except web.HTTPException as http:
             response = ApiError(http.status, http.reason, None).response()
+        except (asyncio.CancelledError, ConnectionError):
+            raise
+        except Exception:
+            # A bug of sparkd's own: logged with its traceback, answered in the envelope.
+            log.exception("%s: unexpected error", request_id)
+            response = ApiError(
+                500, f"internal error (request {request_id}); see the journal", "internal_error"
+            ).response()
         if not response.prepared:
             response.headers["X-Request-Id"] = request_id
             response.headers.update(cors)
@@ -403,6 +414,8 @@ class Gateway:
             return rewrite(document, model, endpoint, exact_prompt)
         except RewriteError as error:
             raise ApiError(400, str(error), "invalid_field", error.param) from None
+        except RecursionError:
+            raise ApiError(400, "the request body is nested too deeply", "invalid_json") from None
 
     async def _recount(self, document: dict[str, Any], model: Model, endpoint: str, plan: Plan) -> Plan:
         """The prompt is close to the context: let the engine's own tokenizer count it."""
@@ -534,6 +547,8 @@ def _whole(value: str, name: str) -> int:
 def _json_object(body: bytes) -> dict[str, Any]:
     try:
         document = json.loads(body)
+    except RecursionError:
+        raise ApiError(400, "the request body is nested too deeply", "invalid_json") from None
     except (ValueError, UnicodeDecodeError) as error:
         raise ApiError(400, f"the request body is not valid JSON: {error}", "invalid_json") from None
     if not isinstance(document, dict):

@@ -15,6 +15,9 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    from tests.reliability import write_report
+
+    write_report()
     if os.environ.get("CI") and _skipped_system:
         print(f"\nCI: {len(_skipped_system)} system test(s) skipped; a missing part is a failure here:")
         for nodeid in _skipped_system:

@@ -20,7 +20,7 @@ from sparkd.auth import KeyRing
 from sparkd.catalogue import Catalogue, load_catalogue
 from sparkd.memory import MemoryBook
 from sparkd.metrics import Metrics
-from sparkd.proxy import Gateway
+from sparkd.proxy import HEADER_LIMIT, Gateway
 from sparkd.runtime import HttpHealthProbe, Runtime
 from sparkd.scheduler import Policy, Scheduler
 from sparkd.systemd import JobDone, UnitChanged
@@ -171,7 +171,13 @@ async def gateway(
     units.runtime = runtime
     await runtime.start()
     app = Gateway(catalogue, runtime, keys, session, max_body, metrics).app()
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    runner = web.AppRunner(
+        app,
+        handler_cancellation=True,
+        access_log=None,
+        max_line_size=HEADER_LIMIT,
+        max_field_size=HEADER_LIMIT,
+    )
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
