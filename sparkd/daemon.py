@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
 import signal
 import socket
 import time
@@ -45,6 +46,7 @@ MEMORY_SAMPLE_INTERVAL = 5.0  # seconds between readings of available memory
 
 def main(config: Path | None) -> int:
     logs.setup()
+    _raise_open_files_limit()
     settings = load_settings(config)
     catalogue = load_catalogue(settings.catalogue_dir, settings.models_d)
     sockets = systemd_sockets() or [bind(settings.listen)]
@@ -180,6 +182,13 @@ async def serve(settings: Settings, catalogue: Catalogue, sockets: list[socket.s
     await session.close()
     log.info("stopped; model units keep running and are adopted by the next start")
     return 0
+
+
+def _raise_open_files_limit() -> None:
+    """Two descriptors per proxied request: use the hard limit, not the soft one (often 1024)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def _load_memory(path: Path) -> MemoryBook:

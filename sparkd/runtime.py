@@ -53,6 +53,7 @@ class UnitControl(Protocol):
     async def arm_idle_timer(self, model_id: str, seconds: float) -> None: ...
     async def disarm_idle_timer(self, model_id: str) -> None: ...
     async def unit_memory(self, unit: str) -> tuple[int | None, int | None]: ...
+    async def unit_result(self, unit: str) -> tuple[str, int | None]: ...
 
 
 class HealthProbe(Protocol):
@@ -241,6 +242,9 @@ class Runtime:
         if changed is None or changed not in self.scheduler.policies:
             return
         model_id = changed
+        if event.active_state == "deactivating":
+            self._apply(self.scheduler.on_unit_leaving(model_id, now, "its unit is deactivating"))
+            return
         if event.active_state in ("inactive", "failed") and model_id not in self._starting_units:
             cause = event.active_state
             if event.result and event.result != "success":
@@ -406,6 +410,11 @@ class Runtime:
 
     async def _start_failed(self, model_id: str, cause: str, unit_up: bool = False) -> None:
         unit = self.catalogue.models[model_id].unit_name
+        with contextlib.suppress(Exception):
+            result, status = await self.units.unit_result(unit)
+            if result and result != "success":
+                # systemd's own word: exit-code, timeout, start-limit-hit, ...
+                cause += f" (unit result: {result}" + (f", exit status {status})" if status else ")")
         with contextlib.suppress(Exception):
             tail = await self.journal.tail(unit, 5)
             if tail:

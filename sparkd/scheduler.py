@@ -35,6 +35,11 @@ from sparkd.catalogue import Model, Role
 
 DEFAULT_START_ESTIMATE = 60.0  # seconds, until a model's first start has been measured
 UTILITY_BACKOFF = (10.0, 30.0, 120.0, 600.0)  # after 1, 2, 3, 4+ failed starts in a row
+# A model whose starts failed this many times in a row is not started again
+# for a while (doubling from a minute up to ten): requests get a 503 at once
+# instead of each one paying for a start that will fail.
+CRASH_LOOP_AFTER = 3
+CRASH_LOOP_BACKOFF = (60.0, 600.0)
 
 
 class Phase(StrEnum):
@@ -167,7 +172,7 @@ class ModelState:
     start_requested: float | None = None
     start_durations: list[float] = field(default_factory=list)
     failures_in_a_row: int = 0
-    retry_at: float = 0.0  # utility keep-warm backoff
+    retry_at: float = 0.0  # no start before this (keep-warm retries, crash-loop back-off)
     idle_timer_armed: bool = False
     idle_stop_at: float | None = None  # when the armed idle timer fires
     warm_until: float = 0.0  # `sparkd keep-warm`: no idle stop before this
@@ -233,6 +238,18 @@ class Scheduler:
             ]
         if state.phase is Phase.READY and not self._someone_else_waits(model_id):
             return self._grant(request, model_id, now, since=now, cold=False)
+        if state.phase is Phase.STOPPED and now < state.retry_at and not self.policies[model_id].keep_warm:
+            return [
+                Reject(
+                    request,
+                    model_id,
+                    503,
+                    "model_start_failed",
+                    f"{model_id!r} failed to start {state.failures_in_a_row} times in a row and is not "
+                    f"started again for now; last cause: {state.last_failure}",
+                    float(max(1, round(state.retry_at - now))),
+                )
+            ]
         holder = self.tenant()
         busy = holder is not None and holder != model_id and self.policies[model_id].holds_gpu
         if self.refuse_when_busy and busy and holder is not None:
@@ -321,6 +338,9 @@ class Scheduler:
             backoff = UTILITY_BACKOFF[min(state.failures_in_a_row, len(UTILITY_BACKOFF)) - 1]
             state.retry_at = now + backoff
             effects.append(WakeAfter(backoff))
+        elif state.failures_in_a_row >= CRASH_LOOP_AFTER:
+            first, longest = CRASH_LOOP_BACKOFF
+            state.retry_at = now + min(longest, first * 2 ** (state.failures_in_a_row - CRASH_LOOP_AFTER))
         for waiter in [w for w in self.queue if w.model == model_id]:
             self.queue.remove(waiter)
             effects.append(
@@ -352,6 +372,24 @@ class Scheduler:
             effects.append(AbortInFlight(model_id, f"{model_id!r} stopped while answering ({cause})"))
         return effects + self._advance(now)
 
+    def on_unit_leaving(self, model_id: str, now: float, cause: str) -> list[Effect]:
+        """A ready model's unit began to stop without sparkd asking (by hand, or its engine died).
+
+        New requests queue from now on instead of reaching an engine on its
+        way out; running ones end with an error at once. `on_stopped` follows.
+        """
+        state = self.states[model_id]
+        if state.phase is not Phase.READY:
+            return []
+        self._enter(model_id, Phase.STOPPING, now)
+        effects: list[Effect] = []
+        if state.idle_timer_armed:
+            state.idle_timer_armed = False
+            effects.append(DisarmIdleTimer(model_id))
+        if state.in_flight:
+            effects.append(AbortInFlight(model_id, f"{model_id!r} is stopping ({cause})"))
+        return effects
+
     def on_idle_expired(self, model_id: str, now: float) -> list[Effect]:
         state = self.states[model_id]
         state.idle_timer_armed = False
@@ -374,8 +412,9 @@ class Scheduler:
         return self._advance(now)
 
     def on_manual_start(self, model_id: str, now: float) -> list[Effect]:
-        """An operator asked for a model: like a request that needs no answer."""
+        """An operator asked for a model: like a request that needs no answer (and no back-off)."""
         state = self.states[model_id]
+        state.retry_at = 0.0
         if state.phase in (Phase.READY, Phase.STARTING):
             return []
         if not self.policies[model_id].holds_gpu:

@@ -169,6 +169,7 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=0.05)
     parser.add_argument("--chunks", type=int, default=5)
     parser.add_argument("--fail-at-start", action="store_true")
+    parser.add_argument("--never-healthy", action="store_true")
     args = parser.parse_args()
     if args.fail_at_start:
         print("fake engine: failing at start on purpose", file=sys.stderr, flush=True)
@@ -176,8 +177,10 @@ def main() -> None:
     # As a container's PID 1, a process gets no default SIGTERM action.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"fake engine {args.model} on {args.host}:{args.port}", flush=True)
+    # Never healthy: /health answers 503 for as long as the engine runs.
+    start_delay = float("inf") if args.never_healthy else args.start_delay
     web.run_app(
-        make_app(args.model, args.start_delay, args.chunks, args.interval),
+        make_app(args.model, start_delay, args.chunks, args.interval),
         host=args.host,
         port=args.port,
         print=None,

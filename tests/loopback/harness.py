@@ -65,6 +65,9 @@ class FakeUnits:
     async def disarm_idle_timer(self, model_id: str) -> None:
         self.timers.pop(model_id, None)
 
+    async def unit_result(self, unit: str) -> tuple[str, int | None]:
+        return ("exit-code", 1) if unit in self.fail_start else ("success", 0)
+
     async def unit_memory(self, unit: str) -> tuple[int | None, int | None]:
         return (123 * 2**20, None) if unit in self.started and unit not in self.stopped else (None, None)
 

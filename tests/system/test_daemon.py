@@ -10,7 +10,6 @@ import json
 import re
 import secrets
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -21,118 +20,35 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from testbed import BED_CONFIG, SPARKD, PrivateSystemd, install_sparkd
 
-from tests.system.conftest import ROOT, wait_for
-
-PORT = 18009
-URL = f"http://127.0.0.1:{PORT}"
-KEY = "bed-" + secrets.token_hex(16)
-MAINS = ("demo", "fake-a", "fake-b", "fake-excl", "fake-idle", "fake-broken")
-
-
-def fake(model_id: str, port: int, extra: str = "", flags: str = "") -> str:
-    return f"""
-[models.{model_id}]
-engine = "generic"
-image = "localhost/sparkd-demo:latest"
-command = ["/opt/sparkd-demo/venv/bin/python", "/opt/sparkd-tests/fake_engine.py",
-           "--port", "{{port}}", "--model", "{{model_id}}", "--start-delay", "1"{flags}]
-volumes = ["/usr:/usr:ro", "/etc:/etc:ro", "{{state}}/demo:/opt/sparkd-demo:ro",
-           "{ROOT}/tests:/opt/sparkd-tests:ro"]
-gpu = false
-port = {port}
-context_length = 4096
-start_timeout = "60s"
-stop_timeout = "10s"
-{extra}
-"""
-
-
-# The bed has no GPU: the shipped utility is disabled (fake-util stands in), and the
-# demo shows its loading progress as reasoning text.
-BED_OVERRIDES = '[models."qwen3.5-0.8b"]\nstatus = "disabled"\n[models.demo]\nprogress_as_reasoning = true\n'
-FAKE_MODELS = BED_OVERRIDES + "".join(
-    [
-        fake("fake-a", 18101),
-        fake("fake-b", 18102),
-        fake("fake-util", 18103, 'role = "utility"\nkeep_warm = true'),
-        fake("fake-excl", 18104, 'role = "exclusive"'),
-        fake("fake-broken", 18105, "", ', "--fail-at-start"'),
-        fake("fake-idle", 18106, 'idle_timeout = "3s"\nmin_uptime = "0s"'),
-    ]
+from tests.system.conftest import wait_for
+from tests.system.sparkd_bed import (
+    FAKE_MODELS,
+    KEY,
+    MAINS,
+    PORT,
+    URL,
+    TenancyChecker,
+    active_mains,
+    chat,
+    install,
+    prop,
+    request,
+    state,
+    uninstall,
 )
-
-
-def request(
-    path: str, body: object | None = None, key: str | None = KEY, timeout: float = 120
-) -> tuple[int, dict[str, str], dict[str, object]]:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(URL + path, data=data, method="POST" if data else "GET")
-    req.add_header("Content-Type", "application/json")
-    if key:
-        req.add_header("Authorization", f"Bearer {key}")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as response:
-            raw = response.read()
-            return response.status, dict(response.headers), json.loads(raw) if raw.startswith(b"{") else {}
-    except urllib.error.HTTPError as error:
-        raw = error.read()
-        return error.code, dict(error.headers), json.loads(raw) if raw.startswith(b"{") else {}
-
-
-def chat(model: str) -> tuple[int, dict[str, str], dict[str, object]]:
-    return request(
-        "/v1/chat/completions",
-        {"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8},
-    )
-
-
-def state(bed: PrivateSystemd, unit: str) -> str:
-    return bed.run("systemctl", "is-active", unit, check=False).stdout.strip()
-
-
-def prop(bed: PrivateSystemd, unit: str, name: str) -> str:
-    return bed.run("systemctl", "show", unit, "-p", name, "--value").stdout.strip()
-
-
-def active_mains(bed: PrivateSystemd) -> set[str]:
-    listed = bed.run(
-        "systemctl",
-        "list-units",
-        "sparkd-*.service",
-        "--no-legend",
-        "--plain",
-        "--state=active,activating,deactivating,reloading",
-        check=False,
-    ).stdout
-    units = {line.split()[0] for line in listed.splitlines() if line.strip()}
-    return {m for m in MAINS if f"sparkd-{m}.service" in units}
 
 
 @pytest.fixture(scope="module")
 def sparkd(bed: PrivateSystemd) -> Iterator[PrivateSystemd]:
-    install_sparkd(bed, f"127.0.0.1:{PORT}", KEY, settings="quiet_exit = 0\n", models=FAKE_MODELS)
+    install(bed)
     yield bed
-    bed.run("systemctl", "stop", "sparkd.socket", "sparkd.service", check=False)
+    uninstall(bed)
 
 
 @pytest.fixture
 def tenancy_checker(sparkd: PrivateSystemd) -> Iterator[list[set[str]]]:
-    """An independent sampler of unit states: every moment with two main units up is recorded."""
-    violations: list[set[str]] = []
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            up = active_mains(sparkd)
-            if len(up) > 1:
-                violations.append(up)
-            time.sleep(0.05)
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    yield violations
-    done.set()
-    thread.join()
+    with TenancyChecker(sparkd) as checker:
+        yield checker.violations
 
 
 def test_the_socket_starts_sparkd_on_the_first_connection(sparkd: PrivateSystemd) -> None:

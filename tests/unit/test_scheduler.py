@@ -223,6 +223,43 @@ class TestSingleTenancy:
         assert s.tenant() == A
 
 
+class TestCrashLoops:
+    def test_after_three_failed_starts_requests_get_a_503_at_once(self) -> None:
+        s = scheduler()
+        for attempt in range(3):
+            s.on_request(attempt, A, now=attempt * 10)
+            s.on_start_failed(A, "exit status 3", now=attempt * 10 + 1)
+        [reject] = s.on_request(9, A, now=30)
+        assert isinstance(reject, Reject)
+        assert (reject.code, reject.retry_after) == ("model_start_failed", 51)
+        assert "3 times in a row" in reject.message
+        assert kinds(s.on_request(10, A, now=90)) == [StartUnit(A)]  # the back-off is over
+
+    def test_an_operator_start_clears_the_back_off(self) -> None:
+        s = scheduler()
+        for attempt in range(3):
+            s.on_request(attempt, A, now=0)
+            s.on_start_failed(A, "x", now=1)
+        assert s.on_manual_start(A, now=2) == [StartUnit(A)]
+
+
+class TestUnitsLeavingOnTheirOwn:
+    def test_a_unit_that_begins_to_stop_takes_no_new_requests(self) -> None:
+        s = scheduler()
+        ready(s, A)
+        s.on_request(1, A, now=1)
+        assert s.on_unit_leaving(A, now=2, cause="killed") == [AbortInFlight(A, "'a' is stopping (killed)")]
+        assert kinds(s.on_request(2, A, now=3)) == []  # queued, not sent to a dying engine
+        s.on_finished(1, now=3)
+        assert s.on_stopped(A, now=4) == [StartUnit(A)]
+
+    def test_our_own_stop_is_not_news(self) -> None:
+        s = scheduler()
+        ready(s, A)
+        s.on_idle_expired(A, now=2000)
+        assert s.on_unit_leaving(A, now=2001, cause="x") == []
+
+
 class TestRefusePolicy:
     def test_busy_answers_429_with_the_originals_headers(self) -> None:
         s = scheduler()
@@ -354,6 +391,7 @@ EVENTS = st.lists(
         st.tuples(st.just("deadline"), st.integers(0, 30)),
         st.tuples(st.just("wake"), st.just("")),
         st.tuples(st.just("manual"), st.sampled_from([A, B, U, X])),
+        st.tuples(st.just("leaving"), st.sampled_from([A, B, U, X])),
     ),
     max_size=60,
 )
@@ -389,6 +427,8 @@ def test_never_two_tenants_whatever_happens(events: list[tuple[str, object]], ke
             effects = s.on_deadline(int(str(arg)), now)
         elif kind == "manual":
             effects = s.on_manual_start(str(arg), now)
+        elif kind == "leaving":
+            effects = s.on_unit_leaving(str(arg), now, "x")
         else:
             effects = s.on_wake(now)
         for effect in effects:
