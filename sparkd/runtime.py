@@ -107,7 +107,7 @@ class Runtime:
     units: UnitControl
     probe: HealthProbe
     journal: JournalTail
-    health_interval: float = 0.25
+    health_interval: float = 0.02
     memory_settle_limit: float = 15.0  # seconds an exclusive start waits for memory to settle
     read_memory: Callable[[], int] = mem_available
     clock: Callable[[], float] = time.monotonic
