@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+import uvloop
 from aiohttp import web
 
 from sparkd import logs
@@ -56,7 +57,9 @@ def main(config: Path | None) -> int:
     except KeyFileError as error:
         log.error("%s", error)
         return 2
-    return asyncio.run(serve(settings, catalogue, sockets, keys))
+    # uvloop: the same asyncio, with libuv underneath; the hot path is about a
+    # third cheaper in CPU, which is what bounds the request rate on a Spark.
+    return uvloop.run(serve(settings, catalogue, sockets, keys))
 
 
 def status_line(scheduler: Scheduler, now: float) -> str:
@@ -68,8 +71,10 @@ def status_line(scheduler: Scheduler, now: float) -> str:
         state = scheduler.states[tenant]
         parts.append(f"{tenant} {state.phase.value}")
         parts.append(f"{len(state.in_flight)} in flight")
-        if state.idle_timer_armed and state.idle_stop_at is not None:
-            parts.append(f"idle stop in {format_seconds(max(0.0, state.idle_stop_at - now))}")
+        policy = scheduler.policies[tenant]
+        if state.phase is Phase.READY and not state.in_flight and policy.idle_timeout > 0:
+            left = max(0.0, scheduler.idle_deadline(tenant, now) - now)
+            parts.append(f"idle stop in {format_seconds(left)}")
     utility = scheduler.utility()
     if utility and scheduler.states[utility].phase is not Phase.STOPPED:
         parts.append(f"utility {utility} {scheduler.states[utility].phase.value}")

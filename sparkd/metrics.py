@@ -9,6 +9,7 @@ scheduler at scrape time, so there is no second copy of that state.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -63,15 +64,28 @@ class Metrics:
             "sparkd_model_stops", "Model units stopped by sparkd, by reason", ["model", "reason"], registry=r
         )
         r.register(_Present(scheduler, memory))
+        self._children: dict[str, tuple[Any, Any, Any]] = {}
+        self._counters: dict[tuple[str, int], Any] = {}
 
     def request_done(
         self, model: str, status: int, duration: float, ttfb: float | None, waited: float
     ) -> None:
-        self.requests.labels(model, str(status)).inc()
-        self.duration.labels(model).observe(duration)
+        # The labelled children are looked up once per model and status, not per request.
+        per_model = self._children.get(model)
+        if per_model is None:
+            per_model = self._children[model] = (
+                self.duration.labels(model),
+                self.ttfb.labels(model),
+                self.queue_wait.labels(model),
+            )
+        counter = self._counters.get((model, status))
+        if counter is None:
+            counter = self._counters[(model, status)] = self.requests.labels(model, str(status))
+        counter.inc()
+        per_model[0].observe(duration)
         if ttfb is not None:
-            self.ttfb.labels(model).observe(ttfb)
-        self.queue_wait.labels(model).observe(waited)
+            per_model[1].observe(ttfb)
+        per_model[2].observe(waited)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -27,7 +27,7 @@ from sparkd.auth import KeyRing, presented_key
 from sparkd.catalogue import Catalogue, Model
 from sparkd.duration import parse_seconds
 from sparkd.errors import ApiError
-from sparkd.logs import fields
+from sparkd.logs import RequestLog
 from sparkd.metrics import Metrics
 from sparkd.rewrite import Plan, RewriteError, rewrite, tokenize_request
 from sparkd.runtime import Runtime
@@ -77,6 +77,7 @@ class Gateway:
     def __post_init__(self) -> None:
         self._next_id = _request_ids()
         self._started_at = time.monotonic()
+        self._request_log = RequestLog()
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.max_body, middlewares=[self._edge])
@@ -331,24 +332,20 @@ class Gateway:
             model_id, status, finished - started, first_byte - started if first_byte else None, waited
         )
         request_id = request[REQUEST_ID]
-        log.info(
-            "%s %s %s %d",
-            request_id,
-            model_id,
-            endpoint,
-            status,
-            extra=fields(
-                request_id=request_id,
-                model=model_id,
-                endpoint=endpoint,
-                status=status,
-                duration_ms=round((finished - started) * 1000, 1),
-                ttfb_ms=round((first_byte - started) * 1000, 1) if first_byte else None,
-                queue_ms=round(waited * 1000, 1),
-                cold_start="yes" if grant and grant.cold else "no",
-                bytes=sent,
-                key=request.get(KEY_NAME),
-            ),
+        self._request_log.write(
+            f"{request_id} {model_id} {endpoint} {status}",
+            {
+                "request_id": request_id,
+                "model": model_id,
+                "endpoint": endpoint,
+                "status": status,
+                "duration_ms": round((finished - started) * 1000, 1),
+                "ttfb_ms": round((first_byte - started) * 1000, 1) if first_byte else None,
+                "queue_ms": round(waited * 1000, 1),
+                "cold_start": "yes" if grant and grant.cold else "no",
+                "bytes": sent,
+                "key": request.get(KEY_NAME),
+            },
         )
 
     async def _begin_stream(self, request: web.Request, applied: list[str]) -> web.StreamResponse:

@@ -74,11 +74,22 @@ def rewrite(document: dict[str, Any], model: Model, endpoint: str, exact_prompt:
     `exact_prompt`: the engine tokenizer's count for this prompt, when a first
     pass asked for it (`Plan.wants_exact_count`).
     """
-    body = copy.deepcopy(document)
-    plan = Plan(body)
-    chat = endpoint == "chat/completions"
-    messages = _messages(body) if chat else None
     flags = model.rewrites
+    chat = endpoint == "chat/completions"
+    # Copy what may change, so the caller's document stays as it was: nested
+    # parts only when a rewrite that edits them is on (the common case copies
+    # one small dict, which matters on the request path).
+    edits_nested = chat and (
+        flags.normalize_text_content
+        or flags.strict_alternation
+        or flags.llama_tool_guard
+        or flags.binary_thinking
+        or flags.thinking_off_by_default
+        or model.tool_support is ToolSupport.FORCE_REQUIRED
+    )
+    body = copy.deepcopy(document) if edits_nested else dict(document)
+    plan = Plan(body)
+    messages = _messages(body) if chat else None
 
     text_only = messages is not None and flags.normalize_text_content and not model.multimodal
     normalized = text_only and messages is not None and _normalize_text_content(messages)

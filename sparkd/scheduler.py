@@ -39,6 +39,7 @@ UTILITY_BACKOFF = (10.0, 30.0, 120.0, 600.0)  # after 1, 2, 3, 4+ failed starts 
 # for a while (doubling from a minute up to ten): requests get a 503 at once
 # instead of each one paying for a start that will fail.
 CRASH_LOOP_AFTER = 3
+IDLE_SLACK = 1.0  # seconds; systemd timers fire within a second of their time
 CRASH_LOOP_BACKOFF = (60.0, 600.0)
 
 
@@ -200,6 +201,7 @@ class Scheduler:
     def __post_init__(self) -> None:
         for model_id in self.policies:
             self.states.setdefault(model_id, ModelState())
+        self._utility = next((m for m, p in self.policies.items() if p.role is Role.UTILITY), None)
 
     # Queries (pure reads for status lines and tests) -----------------------
 
@@ -211,7 +213,7 @@ class Scheduler:
         return None
 
     def utility(self) -> str | None:
-        return next((m for m, p in self.policies.items() if p.role is Role.UTILITY), None)
+        return self._utility
 
     def queued(self, model_id: str | None = None) -> int:
         return sum(1 for w in self.queue if model_id is None or w.model == model_id)
@@ -391,11 +393,17 @@ class Scheduler:
         return effects
 
     def on_idle_expired(self, model_id: str, now: float) -> list[Effect]:
+        """The idle timer fired: stop the model if it is still idle, else look again later.
+
+        A timer that raced a request is harmless: a busy model is left alone
+        (its last answer arms the timer again), one that answered since the
+        timer was armed gets a new timer for the rest of its idle time.
+        """
         state = self.states[model_id]
         state.idle_timer_armed = False
         if state.phase is not Phase.READY or state.in_flight or self._has_waiters(model_id):
             return []
-        if now < state.warm_until:
+        if now + IDLE_SLACK < self.idle_deadline(model_id, now):
             return self._arm_idle(model_id, now)
         return self._stop(model_id, "idle", now)
 
@@ -538,14 +546,12 @@ class Scheduler:
         return [*effects, StopUnit(model_id, reason)]
 
     def _grant(self, request: int, model_id: str, now: float, since: float, cold: bool) -> list[Effect]:
+        # An armed idle timer stays armed: when it fires, the model is checked
+        # again (on_idle_expired), so a busy model costs no D-Bus call per request.
         state = self.states[model_id]
-        effects: list[Effect] = []
-        if state.idle_timer_armed:
-            state.idle_timer_armed = False
-            effects.append(DisarmIdleTimer(model_id))
         state.in_flight.add(request)
         self.owner[request] = model_id
-        return [*effects, Grant(request, model_id, waited=now - since, cold=cold)]
+        return [Grant(request, model_id, waited=now - since, cold=cold)]
 
     def _grant_waiters(self, model_id: str, now: float) -> list[Effect]:
         effects: list[Effect] = []
@@ -557,15 +563,22 @@ class Scheduler:
             effects += self._grant(waiter.request, model_id, now, since=waiter.since, cold=cold)
         return effects
 
+    def idle_deadline(self, model_id: str, now: float) -> float:
+        """When an idle model may be stopped: idle_timeout after its last answer, not before
+        its minimum uptime, not while an operator keeps it warm."""
+        policy, state = self.policies[model_id], self.states[model_id]
+        ready = state.ready_at if state.ready_at is not None else now
+        last = state.last_done if state.last_done is not None else ready
+        return max(last + policy.idle_timeout, ready + policy.min_uptime, state.warm_until)
+
     def _arm_idle(self, model_id: str, now: float) -> list[Effect]:
         policy, state = self.policies[model_id], self.states[model_id]
-        if policy.keep_warm or policy.idle_timeout <= 0:
+        if policy.keep_warm or policy.idle_timeout <= 0 or state.idle_timer_armed:
             return []
-        uptime = now - state.ready_at if state.ready_at is not None else 0.0
-        seconds = max(policy.idle_timeout, policy.min_uptime - uptime, state.warm_until - now)
+        at = self.idle_deadline(model_id, now)
         state.idle_timer_armed = True
-        state.idle_stop_at = now + seconds
-        return [ArmIdleTimer(model_id, seconds)]
+        state.idle_stop_at = at
+        return [ArmIdleTimer(model_id, max(0.0, at - now))]
 
     def _someone_else_waits(self, model_id: str) -> bool:
         if not self.policies[model_id].holds_gpu:

@@ -24,9 +24,13 @@ def snapshot(
     for model in catalogue.enabled():
         state = scheduler.states[model.id]
         idle_for = now - state.last_done if state.last_done is not None and not state.in_flight else None
+        policy = scheduler.policies[model.id]
         idle_stop_in = (
-            max(0.0, state.idle_stop_at - now)
-            if state.idle_timer_armed and state.idle_stop_at is not None
+            max(0.0, scheduler.idle_deadline(model.id, now) - now)
+            if state.phase is Phase.READY
+            and not state.in_flight
+            and policy.idle_timeout > 0
+            and not policy.keep_warm
             else None
         )
         current, peak = unit_memory.get(model.id, (None, None))

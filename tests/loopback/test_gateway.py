@@ -479,7 +479,9 @@ class TestOperatorRoutes:
                     break
                 await asyncio.sleep(0.02)
             await control("/sparkd/models/alpha/keep-warm?for=2h")
-            assert bed.units.timers["alpha"] == pytest.approx(7200, abs=5)
+            scheduler = bed.runtime.scheduler
+            now = bed.runtime.clock()
+            assert scheduler.idle_deadline("alpha", now) - now == pytest.approx(7200, abs=5)
             await control("/sparkd/models/alpha/stop")
             assert bed.units.stopped == ["sparkd-alpha.service"]
             async with bed.session.post(

@@ -99,22 +99,31 @@ class TestTheHotPath:
     def test_a_ready_model_is_granted_at_once(self) -> None:
         s = scheduler()
         ready(s, A)
-        assert s.on_request(1, A, now=40) == [DisarmIdleTimer(A), Grant(1, A, waited=0, cold=False)]
+        assert s.on_request(1, A, now=40) == [Grant(1, A, waited=0, cold=False)]
         assert s.on_request(2, A, now=41) == [Grant(2, A, waited=0, cold=False)]
 
-    def test_the_last_request_arms_the_idle_timer(self) -> None:
+    def test_the_idle_timer_is_armed_once_not_per_request(self) -> None:
         s = scheduler()
-        ready(s, A, now=0)
+        assert ready(s, A, now=0) == [ArmIdleTimer(A, 1200)]
         s.on_request(1, A, now=100)
         s.on_request(2, A, now=100)
         assert s.on_finished(1, now=110) == []
-        assert s.on_finished(2, now=120) == [ArmIdleTimer(A, 1200)]
+        assert s.on_finished(2, now=120) == []  # no D-Bus call on the request path
+
+    def test_a_timer_that_fires_early_is_armed_again_for_the_rest(self) -> None:
+        s = scheduler()
+        ready(s, A, now=0)
+        s.on_request(1, A, now=100)
+        s.on_finished(1, now=120)
+        assert s.on_idle_expired(A, now=1200) == [ArmIdleTimer(A, 120)]
+        assert s.on_idle_expired(A, now=1320) == [StopUnit(A, "idle")]
 
     def test_a_young_model_is_kept_at_least_its_minimum_uptime(self) -> None:
         s = Scheduler({A: Policy(Role.MAIN, idle_timeout=5, min_uptime=30, start_timeout=100)})
-        ready(s, A, now=0)
+        assert ready(s, A, now=0) == [ArmIdleTimer(A, 30)]
         s.on_request(1, A, now=1)
-        assert s.on_finished(1, now=10) == [ArmIdleTimer(A, 20)]
+        assert s.on_finished(1, now=10) == []
+        assert s.on_idle_expired(A, now=30) == [StopUnit(A, "idle")]
 
 
 class TestIdleStop:
@@ -158,7 +167,7 @@ class TestManualControl:
         ready(s, A)
         s.on_request(1, A, now=1)
         assert s.on_manual_start(B, now=2) == []
-        assert s.on_finished(1, now=3) == [StopUnit(A, "swap")]
+        assert s.on_finished(1, now=3) == [DisarmIdleTimer(A), StopUnit(A, "swap")]
         assert s.on_stopped(A, now=4) == [StartUnit(B)]
 
     def test_stopping_the_wanted_model_cancels_the_wish(self) -> None:
@@ -167,7 +176,7 @@ class TestManualControl:
         s.on_request(1, A, now=1)
         s.on_manual_start(B, now=2)
         s.on_manual_stop(B, now=3)
-        assert s.on_finished(1, now=4) == [ArmIdleTimer(A, 1200)]
+        assert s.on_finished(1, now=4) == []  # A stays; its idle timer is still armed
 
 
 class TestKeepWarm:
@@ -192,7 +201,7 @@ class TestSingleTenancy:
         ready(s, A)
         s.on_request(1, A, now=10)
         assert kinds(s.on_request(2, B, now=11)) == []
-        assert s.on_finished(1, now=20) == [StopUnit(A, "swap")]
+        assert s.on_finished(1, now=20) == [DisarmIdleTimer(A), StopUnit(A, "swap")]
 
     def test_once_b_waits_new_requests_for_a_queue_behind_it(self) -> None:
         s = scheduler()
@@ -248,7 +257,10 @@ class TestUnitsLeavingOnTheirOwn:
         s = scheduler()
         ready(s, A)
         s.on_request(1, A, now=1)
-        assert s.on_unit_leaving(A, now=2, cause="killed") == [AbortInFlight(A, "'a' is stopping (killed)")]
+        assert s.on_unit_leaving(A, now=2, cause="killed") == [
+            DisarmIdleTimer(A),
+            AbortInFlight(A, "'a' is stopping (killed)"),
+        ]
         assert kinds(s.on_request(2, A, now=3)) == []  # queued, not sent to a dying engine
         s.on_finished(1, now=3)
         assert s.on_stopped(A, now=4) == [StartUnit(A)]
@@ -342,7 +354,7 @@ class TestBounds:
         s.on_request(2, B, now=2)
         s.on_cancelled(2, now=3)
         assert s.queued() == 0
-        assert s.on_finished(1, now=4) == [ArmIdleTimer(A, 1200)]  # no swap for nobody
+        assert s.on_finished(1, now=4) == []  # no swap for nobody
 
     def test_retry_after_uses_the_measured_start_time(self) -> None:
         s = scheduler(queue_cap=1)
