@@ -451,8 +451,11 @@ class Bench:
         )
         self.add(Figure("idle CPU (%)", cpu, "%", target="reported"))
         self.install(settings="quiet_exit = 1\nqueue_cap = 2000\n")
-        for _ in range(self.repeats):
-            wait_until(lambda: sparkd_process(self.bed)[0] == 0, 30)
+        # sparkd leaves only when no main model runs and no connection is open.
+        for model in ("bench-a", "bench-b", "bench-stream"):
+            self.systemctl("stop", self.unit(model))
+        first_byte(self.sparkd, "/healthz")
+        wait_until(lambda: sparkd_process(self.bed)[0] == 0, 30)
         self.add(
             Figure(
                 "RSS after self-exit (MB)",

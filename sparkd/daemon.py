@@ -43,6 +43,7 @@ from sparkd.systemd import SystemdBus
 log = logging.getLogger("sparkd.daemon")
 SHUTDOWN_GRACE = 30.0  # seconds running answers get to finish when sparkd stops
 MEMORY_SAMPLE_INTERVAL = 5.0  # seconds between readings of available memory
+ACCEPT_RACE_GRACE = 0.25  # seconds a just-accepted connection gets to send its request at shutdown
 
 
 def main(config: Path | None) -> int:
@@ -178,6 +179,13 @@ async def serve(settings: Settings, catalogue: Catalogue, sockets: list[socket.s
     await stop.wait()
     notifier.stopping()
     log.info("stopping: no new connections; running answers get %.0fs", SHUTDOWN_GRACE)
+    # Stop accepting first. A connection accepted in the instant before (a
+    # client racing the quiet exit) gets a moment to send its request, so the
+    # shutdown below waits for its answer instead of resetting it; connections
+    # not yet accepted stay in systemd's socket for the next sparkd.
+    for site in list(runner.sites):
+        await site.stop()
+    await asyncio.sleep(ACCEPT_RACE_GRACE)
     await runner.cleanup()
     keeper.cancel()
     with contextlib.suppress(asyncio.CancelledError):
