@@ -53,6 +53,7 @@ def tenancy_checker(sparkd: PrivateSystemd) -> Iterator[list[set[str]]]:
 
 def test_the_socket_starts_sparkd_on_the_first_connection(sparkd: PrivateSystemd) -> None:
     assert state(sparkd, "sparkd.socket") == "active"
+    sparkd.run("systemctl", "stop", "sparkd.service")  # whatever earlier tests left running
     assert state(sparkd, "sparkd.service") == "inactive"
     status, _, _ = request("/healthz", key=None)
     assert status == 200
