@@ -203,6 +203,7 @@ def install_sparkd(bed: PrivateSystemd, listen: str, key: str, settings: str = "
         # packaged sparkd lives in /usr and keeps both protections.
         "ProtectHome=false\nPrivateTmp=false\n",
     )
+    bed.run("systemctl", "start", "podman.socket")  # podman's API, which sparkd check asks
     bed.run(str(SPARKD), "--config", f"{BED_CONFIG}/sparkd.toml", "render")
     bed.run("systemctl", "daemon-reload")
     bed.run("systemctl", "restart", "sparkd.socket")

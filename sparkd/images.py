@@ -87,7 +87,20 @@ def build_plan(wanted: Iterable[str], present: Callable[[str], bool]) -> list[Re
     return plan
 
 
+PODMAN_SOCKET = Path("/run/podman/podman.sock")
+
+
 def image_present(tag: str) -> bool:
+    """Whether podman has the image: through its API (podman-py) when podman.socket is
+    enabled, which avoids a process per question; through the CLI otherwise."""
+    if PODMAN_SOCKET.exists():
+        try:
+            from podman import PodmanClient
+
+            with PodmanClient(base_url=f"unix://{PODMAN_SOCKET}") as client:
+                return bool(client.images.exists(tag))
+        except Exception:  # an API that does not answer: ask the CLI instead
+            pass
     return subprocess.run(["podman", "image", "exists", tag], check=False).returncode == 0
 
 

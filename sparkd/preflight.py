@@ -17,6 +17,7 @@ from pathlib import Path
 from sparkd.auth import KeyFileError, parse_keys
 from sparkd.catalogue import Catalogue
 from sparkd.hostfacts import cdi_lists_nvidia_gpu
+from sparkd.images import PODMAN_SOCKET, image_present
 from sparkd.settings import Settings
 
 QUADLET_PATHS = (
@@ -45,6 +46,7 @@ class Item:
 @dataclass
 class Facts:
     podman_version: tuple[int, int] | None = None
+    podman_api: bool = False  # podman.socket answers (sparkd then asks podman-py, not the CLI)
     quadlet_generator: bool = False
     cdi_gpu: bool = False
     gpu_models: int = 0
@@ -76,7 +78,12 @@ def judge(facts: Facts) -> list[Item]:
             )
         )
     else:
-        items.append(Item("podman", Verdict.OK, f"podman {_v(facts.podman_version)}"))
+        api = (
+            "its API socket is enabled"
+            if facts.podman_api
+            else "no API socket (systemctl enable --now podman.socket)"
+        )
+        items.append(Item("podman", Verdict.OK, f"podman {_v(facts.podman_version)}; {api}"))
     items.append(
         Item("quadlet", Verdict.OK, "the Quadlet generator is installed")
         if facts.quadlet_generator
@@ -226,9 +233,9 @@ def gather(settings: Settings, catalogue: Catalogue, port: int) -> Facts:
         facts.models_by_image.setdefault(model.image, []).append(model.id)
         if TIKTOKEN_ENV in model.environment and model.image not in facts.tiktoken_images:
             facts.tiktoken_images.append(model.image)
+    facts.podman_api = PODMAN_SOCKET.exists()
     for image in facts.models_by_image:
-        exists = _run("podman", "image", "exists", image)
-        facts.images[image] = exists is not None and exists.returncode == 0
+        facts.images[image] = image_present(image)
     facts.hf_cache_dir = str(settings.hf_cache_dir)
     facts.hf_cache_exists = settings.hf_cache_dir.is_dir()
     existing = settings.hf_cache_dir

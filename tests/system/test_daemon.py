@@ -265,7 +265,9 @@ def test_sparkd_check_gives_a_verdict_per_item(sparkd: PrivateSystemd) -> None:
     checked = cli(sparkd, "check")
     assert checked.returncode == 1  # this machine has no GPU for the shipped models
     lines = checked.stdout.splitlines()
-    assert any(line.startswith("ok    podman") for line in lines), checked.stdout
+    assert any(line.startswith("ok    podman") and "API socket is enabled" in line for line in lines), (
+        checked.stdout
+    )
     assert any(line.startswith("ok    image localhost/sparkd-demo:latest") for line in lines)
     assert any(line.startswith("ok    port 18009: owned by sparkd.socket") for line in lines)
     assert any(line.startswith("FAIL  gpu") for line in lines)
