@@ -245,11 +245,14 @@ class Runtime:
         if event.active_state == "deactivating":
             self._apply(self.scheduler.on_unit_leaving(model_id, now, "its unit is deactivating"))
             return
-        if event.active_state in ("inactive", "failed") and model_id not in self._starting_units:
+        phase = self.scheduler.states[model_id].phase
+        if event.active_state in ("inactive", "failed"):
+            if model_id in self._starting_units and phase is Phase.STARTING:
+                return  # a unit passes through inactive while it loads: the start job's end decides
             cause = event.active_state
             if event.result and event.result != "success":
                 cause = f"{event.active_state} ({event.result}, exit status {event.exit_status})"
-            if self.scheduler.states[model_id].phase is Phase.STARTING:
+            if phase is Phase.STARTING:
                 self._spawn(self._start_failed(model_id, f"its unit became {cause}"), "")
             else:
                 log.info("%s is %s", event.unit, cause, extra=fields(model=model_id))
@@ -365,6 +368,8 @@ class Runtime:
 
     def _start_job_done(self, model_id: str, result: str) -> None:
         self._starting_units.discard(model_id)
+        if self.scheduler.states[model_id].phase is not Phase.STARTING:
+            return  # stopped while it started (by hand, or for an exclusive model): not a failure
         if result == "done":
             self._spawn(self._await_healthy(model_id), f"health of {model_id}")
         else:

@@ -39,6 +39,8 @@ class FakeUnits:
     stopped: list[str] = field(default_factory=list)
     timers: dict[str, float] = field(default_factory=dict)
     fail_start: set[str] = field(default_factory=set)
+    slow_start: set[str] = field(default_factory=set)  # the start job ends only when stopped
+    _pending: dict[str, str] = field(default_factory=dict)
     _jobs: itertools.count[int] = field(default_factory=itertools.count)
 
     def _signal(self, event: JobDone | UnitChanged) -> None:
@@ -48,12 +50,19 @@ class FakeUnits:
     async def start_unit(self, unit: str) -> str:
         job = f"/job/{next(self._jobs)}"
         self.started.append(unit)
+        if unit in self.slow_start:
+            self._pending[unit] = job
+            self._signal(UnitChanged(unit, "inactive", "dead", "", None))  # as systemd does on load
+            return job
         self._signal(JobDone(job, unit, "failed" if unit in self.fail_start else "done"))
         return job
 
     async def stop_unit(self, unit: str) -> str:
         self.stopped.append(unit)
         self._signal(UnitChanged(unit, "inactive", "dead", "success", 0))
+        pending = self._pending.pop(unit, None)
+        if pending is not None:  # a stop cancels the start job, whose end is signalled after
+            self._signal(JobDone(pending, unit, "canceled"))
         return f"/job/{next(self._jobs)}"
 
     async def active_units(self, pattern: str) -> list[str]:

@@ -466,6 +466,22 @@ class TestOperatorRoutes:
 
         run(tmp_path, scenario)
 
+    def test_a_model_stopped_while_it_starts_can_start_again(self, tmp_path: Path) -> None:
+        async def scenario(bed: Bed) -> None:
+            bed.units.slow_start.add("sparkd-alpha.service")
+            async with bed.session.post(bed.url + "/sparkd/models/alpha/start", headers=bed.headers()) as r:
+                assert r.status == 202
+            await asyncio.sleep(0.05)
+            async with bed.session.post(bed.url + "/sparkd/models/alpha/stop", headers=bed.headers()) as r:
+                assert r.status == 202
+            await asyncio.sleep(0.05)
+            assert bed.runtime.scheduler.states["alpha"].phase.value == "stopped"  # not wedged in stopping
+            bed.units.slow_start.clear()
+            status, _, _ = await post(bed, "/v1/chat/completions", CHAT)
+            assert status == 200
+
+        run(tmp_path, scenario)
+
     def test_start_stop_and_keep_warm_by_hand(self, tmp_path: Path) -> None:
         async def scenario(bed: Bed) -> None:
             async def control(path: str) -> dict[str, object]:
