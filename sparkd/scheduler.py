@@ -175,7 +175,6 @@ class ModelState:
     failures_in_a_row: int = 0
     retry_at: float = 0.0  # no start before this (keep-warm retries, crash-loop back-off)
     idle_timer_armed: bool = False
-    idle_stop_at: float | None = None  # when the armed idle timer fires
     warm_until: float = 0.0  # `sparkd keep-warm`: no idle stop before this
     last_failure: str | None = None
 
@@ -577,7 +576,6 @@ class Scheduler:
             return []
         at = self.idle_deadline(model_id, now)
         state.idle_timer_armed = True
-        state.idle_stop_at = at
         return [ArmIdleTimer(model_id, max(0.0, at - now))]
 
     def _someone_else_waits(self, model_id: str) -> bool:
