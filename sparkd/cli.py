@@ -8,17 +8,20 @@ reachable.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sparkd import __version__
-from sparkd.catalogue import Catalogue, CatalogueError, load_catalogue
-from sparkd.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from sparkd.catalogue import Catalogue
+    from sparkd.settings import Settings
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -152,6 +155,16 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "serve":
+        # A socket-activated start is part of the first client's wait. Start-up
+        # allocates a few hundred thousand objects that all live on, so
+        # collecting among them only costs time; daemon.main turns the
+        # collector back on (and freezes those objects) once it is ready.
+        gc.disable()
+    # Imported here, after the line above: these pull in pydantic.
+    from sparkd.catalogue import CatalogueError
+    from sparkd.settings import SettingsError, load_settings
+
     try:
         settings = load_settings(args.config)
         handler = HANDLERS[args.command]
@@ -162,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _catalogue(settings: Settings) -> Catalogue:
+    from sparkd.catalogue import load_catalogue
+
     return load_catalogue(settings.catalogue_dir, settings.models_d)
 
 

@@ -17,7 +17,7 @@ import os
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -33,13 +33,14 @@ from sparkd.rewrite import Plan, RewriteError, rewrite, tokenize_request
 from sparkd.runtime import Runtime
 from sparkd.scheduler import Grant, Phase
 from sparkd.status import snapshot
+from sparkd.upstream import EngineGone, EnginePool, EngineResponse
 
 log = logging.getLogger("sparkd.proxy")
 
 ENDPOINTS = ("chat/completions", "completions", "embeddings", "responses")
 # Request headers an engine needs; everything else (credentials above all) stays here.
 FORWARDED_REQUEST_HEADERS = ("Content-Type", "Accept", "Accept-Encoding", "User-Agent")
-RELAYED_RESPONSE_HEADERS = ("Content-Type", "Cache-Control")
+RELAYED_RESPONSE_HEADERS = (("Content-Type", "content-type"), ("Cache-Control", "cache-control"))
 CORS_ORIGIN = re.compile(r"^(http://localhost(:\d+)?|http://127\.0\.0\.1(:\d+)?|vscode-webview://.+)$")
 CORS_HEADERS = {
     "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
@@ -73,6 +74,7 @@ class Gateway:
     max_body: int
     metrics: Metrics
     loading_progress: bool = True
+    engines: EnginePool = field(default_factory=EnginePool)  # the request path's connections to engines
 
     def __post_init__(self) -> None:
         self._next_id = _request_ids()
@@ -312,7 +314,20 @@ class Gateway:
         finally:
             if grant is not None:
                 self.runtime.release(ticket)
-            self._account(request, model.id, endpoint, status, started, first_byte, sent, grant)
+            # Accounted once the answer is on its way: the journal entry and the
+            # metrics are not part of the client's wait.
+            asyncio.get_running_loop().call_soon(
+                self._account,
+                request,
+                model.id,
+                endpoint,
+                status,
+                started,
+                time.monotonic(),
+                first_byte,
+                sent,
+                grant,
+            )
 
     def _account(
         self,
@@ -321,12 +336,12 @@ class Gateway:
         endpoint: str,
         status: int,
         started: float,
+        finished: float,
         first_byte: float | None,
         sent: int,
         grant: Grant | None,
     ) -> None:
         """One metrics update and one structured journal entry per request."""
-        finished = time.monotonic()
         waited = grant.waited if grant else finished - started
         self.metrics.request_done(
             model_id, status, finished - started, first_byte - started if first_byte else None, waited
@@ -442,17 +457,15 @@ class Gateway:
         applied: list[str],
         early: web.StreamResponse | None = None,
     ) -> tuple[int, float | None, int, web.StreamResponse]:
-        url = f"http://127.0.0.1:{model.engine_port}/v1/{endpoint}"
         headers = {h: request.headers[h] for h in FORWARDED_REQUEST_HEADERS if h in request.headers}
         headers["X-Request-Id"] = request[REQUEST_ID]
         try:
-            upstream_cm = self.session.post(url, data=body, headers=headers)
-            upstream = await upstream_cm.__aenter__()
-        except (aiohttp.ClientError, OSError) as error:
+            upstream = await self.engines.post(model.engine_port, f"/v1/{endpoint}", headers, body)
+        except (OSError, EngineGone) as error:
             raise ApiError(502, f"{model.id!r} did not answer: {error}", "engine_unreachable") from None
         try:
             self.runtime.track(model.id, ticket, upstream)
-            relay = {h: upstream.headers[h] for h in RELAYED_RESPONSE_HEADERS if h in upstream.headers}
+            relay = {h: upstream.headers[k] for h, k in RELAYED_RESPONSE_HEADERS if k in upstream.headers}
             if applied:
                 relay["X-Sparkd-Rewrites"] = ",".join(applied)
             first_byte = time.monotonic()
@@ -460,7 +473,7 @@ class Gateway:
                 return await self._stream(request, model, upstream, relay, first_byte, early)
             try:
                 data = await upstream.read()
-            except (aiohttp.ClientError, OSError):
+            except EngineGone:
                 raise ApiError(
                     502, f"{model.id!r} stopped before its answer was complete", "engine_died"
                 ) from None
@@ -472,13 +485,13 @@ class Gateway:
             response = web.Response(status=upstream.status, body=data, headers=relay)
             return upstream.status, first_byte, len(data), response
         finally:
-            await upstream_cm.__aexit__(None, None, None)
+            upstream.release()
 
     async def _stream(
         self,
         request: web.Request,
         model: Model,
-        upstream: aiohttp.ClientResponse,
+        upstream: EngineResponse,
         relay: dict[str, str],
         first_byte: float,
         early: web.StreamResponse | None,
@@ -495,8 +508,8 @@ class Gateway:
         sent = 0
         while True:
             try:
-                chunk = await upstream.content.readany()
-            except (aiohttp.ClientError, OSError, asyncio.IncompleteReadError):
+                chunk = await upstream.readany()
+            except EngineGone:
                 # The engine went away mid-answer: say so in the stream and end
                 # it, rather than leave the client waiting on a silent connection.
                 error = ApiError(502, f"{model.id!r} stopped while streaming its answer", "engine_died")

@@ -40,6 +40,7 @@ from sparkd.scheduler import (
     WatchDeadline,
 )
 from sparkd.systemd import IDLE_PREFIX, MODEL_UNIT_PREFIX, BusEvent, JobDone, SystemdError
+from sparkd.upstream import EngineResponse
 
 log = logging.getLogger("sparkd.runtime")
 
@@ -121,7 +122,7 @@ class Runtime:
     # A job's end can be signalled before the StartUnit reply reaches the
     # task that asked (both hop threads); such ends wait here to be claimed.
     _early_job_results: dict[str, str] = field(default_factory=dict)
-    _upstreams: dict[str, dict[int, aiohttp.ClientResponse]] = field(default_factory=dict)
+    _upstreams: dict[str, dict[int, EngineResponse]] = field(default_factory=dict)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     _next_request: int = 0
 
@@ -177,7 +178,7 @@ class Runtime:
             upstreams.pop(request, None)
         self._apply(self.scheduler.on_finished(request, self.clock()))
 
-    def track(self, model_id: str, request: int, upstream: aiohttp.ClientResponse) -> None:
+    def track(self, model_id: str, request: int, upstream: EngineResponse) -> None:
         """Remember a running upstream response, to end it if the model's unit goes away."""
         self._upstreams.setdefault(model_id, {})[request] = upstream
 
