@@ -284,7 +284,7 @@ class Runtime:
             elif isinstance(effect, StartUnit):
                 log.info("starting %s", effect.model, extra=fields(model=effect.model, event="start"))
                 if self.metrics is not None:
-                    self.metrics.starts.labels(effect.model).inc()
+                    self.metrics.starts.inc(effect.model)
                 self._spawn(self._start_unit(effect.model), f"start {effect.model}")
             elif isinstance(effect, StopUnit):
                 log.info(
@@ -294,7 +294,7 @@ class Runtime:
                     extra=fields(model=effect.model, event="stop", reason=effect.reason),
                 )
                 if self.metrics is not None:
-                    self.metrics.stops.labels(effect.model, effect.reason).inc()
+                    self.metrics.stops.inc(effect.model, effect.reason)
                 self._spawn(self._stop_unit(effect.model), f"stop {effect.model}")
             elif isinstance(effect, ArmIdleTimer):
                 self._spawn(self.units.arm_idle_timer(effect.model, effect.seconds), f"arm {effect.model}")
@@ -406,7 +406,7 @@ class Runtime:
                         and state.start_requested is not None
                         and state.start_durations
                     ):
-                        self.metrics.start_seconds.labels(model_id).observe(state.start_durations[-1])
+                        self.metrics.start_seconds.observe(state.start_durations[-1], model_id)
                 return
             if self.clock() > deadline:
                 cause = f"no healthy answer from {model.health_path} within {model.start_timeout:.0f}s"
@@ -429,5 +429,5 @@ class Runtime:
             "%s failed to start: %s", model_id, cause, extra=fields(model=model_id, event="start_failed")
         )
         if self.metrics is not None:
-            self.metrics.start_failures.labels(model_id).inc()
+            self.metrics.start_failures.inc(model_id)
         self._apply(self.scheduler.on_start_failed(model_id, cause, self.clock(), unit_up=unit_up))
