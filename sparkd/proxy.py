@@ -139,7 +139,7 @@ class Gateway:
         return response
 
     def _authenticate(self, request: web.Request) -> None:
-        if "key" in request.query or "api_key" in request.query:
+        if request.query_string and ("key" in request.query or "api_key" in request.query):
             raise ApiError(401, "API keys go in the Authorization header, never in the URL", "key_in_url")
         key = presented_key(request.headers.get("Authorization"), request.headers.get("X-Api-Key"))
         name = self.keys.who(key)
