@@ -161,7 +161,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # collecting among them only costs time; daemon.main turns the
         # collector back on (and freezes those objects) once it is ready.
         gc.disable()
-    # Imported here, after the line above: these pull in pydantic.
+        from sparkd import daemon
+
+        # The daemon reads its own settings: a broken file is answered, not exited on.
+        return daemon.main(args.config)
+    # Imported here, not at the top: these pull in pydantic.
     from sparkd.catalogue import CatalogueError
     from sparkd.settings import SettingsError, load_settings
 
@@ -178,12 +182,6 @@ def _catalogue(settings: Settings) -> Catalogue:
     from sparkd.catalogue import load_catalogue
 
     return load_catalogue(settings.catalogue_dir, settings.models_d)
-
-
-def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    from sparkd import daemon
-
-    return daemon.main(args.config)
 
 
 def _daemon_call(settings: Settings, method: str, path: str) -> tuple[int, Any]:
@@ -455,7 +453,6 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 HANDLERS = {
-    "serve": _serve,
     "status": _status,
     "models": _models,
     "start": _control,

@@ -31,15 +31,16 @@ from aiohttp import web
 from sparkd import logs
 from sparkd.activation import Notifier, bind, systemd_sockets
 from sparkd.auth import KeyFileError, KeyRing, key_file
-from sparkd.catalogue import Catalogue, load_catalogue
+from sparkd.catalogue import Catalogue, CatalogueError, load_catalogue
 from sparkd.duration import format_seconds
+from sparkd.errors import ApiError
 from sparkd.hostfacts import detect_host
 from sparkd.memory import MemoryBook, mem_available
 from sparkd.metrics import Metrics
 from sparkd.proxy import HEADER_LIMIT, Gateway
 from sparkd.runtime import HttpHealthProbe, JournalctlTail, Runtime
 from sparkd.scheduler import Phase, Policy, Scheduler
-from sparkd.settings import Settings, load_settings
+from sparkd.settings import Settings, SettingsError, load_settings
 from sparkd.systemd import SystemdBus
 
 log = logging.getLogger("sparkd.daemon")
@@ -55,19 +56,59 @@ def main(config: Path | None) -> int:
     startup.lap("interpreter and imports")
     logs.setup()
     _raise_open_files_limit()
-    settings = load_settings(config)
-    catalogue = load_catalogue(settings.catalogue_dir, settings.models_d)
-    startup.lap("settings and catalogue")
-    sockets = systemd_sockets() or [bind(settings.listen)]
-    keys = KeyRing(key_file(settings.api_keys_file))
+    activated = systemd_sockets()
     try:
+        settings = load_settings(config)
+        catalogue = load_catalogue(settings.catalogue_dir, settings.models_d)
+        keys = KeyRing(key_file(settings.api_keys_file))
         keys.load()
-    except KeyFileError as error:
-        log.error("%s", error)
-        return 2
+    except (SettingsError, CatalogueError, KeyFileError) as error:
+        log.error("cannot serve: %s", error)
+        if not activated:
+            return 2
+        # Exiting would have systemd restart sparkd in a loop while clients
+        # wait on the socket with no answer; each gets a 503 that says why.
+        return uvloop.run(serve_misconfigured(activated, str(error)))
+    startup.lap("settings and catalogue")
+    sockets = activated or [bind(settings.listen)]
     # uvloop: the same asyncio, with libuv underneath; the hot path is about a
     # third cheaper in CPU, which is what bounds the request rate on a Spark.
     return uvloop.run(serve(settings, catalogue, sockets, keys, startup))
+
+
+MISCONFIGURED = ApiError(
+    503,
+    "sparkd cannot serve: its configuration has an error, which the journal names "
+    "(journalctl -u sparkd); fix it, then run: systemctl restart sparkd",
+    "configuration_error",
+)
+
+
+async def serve_misconfigured(sockets: list[socket.socket], problem: str) -> int:
+    """Answer every request with a 503 until stopped; `systemctl status sparkd` shows the problem.
+
+    The problem itself (file, line, field) goes to the journal and the status
+    line, for the machine's administrators, not to every client on the LAN.
+    """
+
+    async def refuse(request: web.BaseRequest) -> web.StreamResponse:
+        return MISCONFIGURED.response()
+
+    runner = web.ServerRunner(web.Server(refuse), handle_signals=False)
+    await runner.setup()
+    for sock in sockets:
+        await web.SockSite(runner, sock).start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    notifier = Notifier()
+    notifier.ready()
+    notifier.status(f"not serving: configuration error: {problem}")
+    await stop.wait()
+    notifier.stopping()
+    await runner.cleanup()
+    return 0
 
 
 class StartupClock:
@@ -213,6 +254,7 @@ async def serve(
             if notifier.watchdog_interval and now - last_ping >= notifier.watchdog_interval:
                 notifier.watchdog()
                 last_ping = now
+            gateway.engines.sweep()
             server = runner.server
             serving = scheduler.queued() > 0 or (server is not None and len(server.connections) > 0)
             if serving:

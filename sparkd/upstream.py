@@ -215,6 +215,7 @@ class _Connection(asyncio.Protocol):
         self._end(EngineGone("closed by sparkd"))
 
     def _end(self, error: EngineGone) -> None:
+        self.pool._forget(self)  # a closed connection leaves the pool at once, not at its next use
         self._lost = True
         if self._head is not None and not self._head.done():
             self._head.set_exception(error)
@@ -249,10 +250,20 @@ class EnginePool:
         return await _exchange(await self._connect(port), request)
 
     def close(self) -> None:
-        for connections in self._idle.values():
-            for connection in connections:
+        for connections in list(self._idle.values()):
+            for connection in list(connections):
                 connection.close()
         self._idle.clear()
+
+    def sweep(self) -> None:
+        """Close the connections idle too long to be reused (sparkd's housekeeping calls this)."""
+        now = time.monotonic()
+        for connections in list(self._idle.values()):
+            for connection in [c for c in connections if not c.usable(now)]:
+                connection.close()
+
+    def idle_connections(self) -> int:
+        return sum(len(connections) for connections in self._idle.values())
 
     def _take(self, port: int) -> _Connection | None:
         idle = self._idle.get(port)
@@ -263,6 +274,11 @@ class EnginePool:
                 return connection
             connection.close()
         return None
+
+    def _forget(self, connection: _Connection) -> None:
+        idle = self._idle.get(connection.port)
+        if idle and connection in idle:
+            idle.remove(connection)
 
     def _give_back(self, connection: _Connection) -> None:
         connection.idle_since = time.monotonic()

@@ -146,6 +146,41 @@ def test_a_connection_idle_longer_than_engines_keep_it_is_not_reused(monkeypatch
     assert run(answer(b"{}"), scenario).connections == 2
 
 
+def test_connections_leave_the_pool_when_the_engine_closes_them_or_they_idle_too_long(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(upstream, "KEEP_IDLE", 0.2)
+
+    async def scenario(pool: EnginePool, engine: RawEngine) -> None:
+        answers = [pool.post(engine.port, "/v1/completions", {}, b"{}") for _ in range(3)]
+        for response in await asyncio.gather(*answers):
+            await response.read()
+        assert pool.idle_connections() == 3
+        await asyncio.sleep(0.3)
+        pool.sweep()
+        assert pool.idle_connections() == 0
+        await asyncio.sleep(0.05)
+        assert engine.closed == [True, True, True]
+
+    run(answer(b"{}"), scenario)
+
+
+def test_a_pooled_connection_the_engine_closes_leaves_the_pool_at_once() -> None:
+    async def close_soon(engine: RawEngine, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await answer(b"{}")(engine, r, w)
+        await asyncio.sleep(0.05)
+        w.close()
+
+    async def scenario(pool: EnginePool, engine: RawEngine) -> None:
+        response = await pool.post(engine.port, "/v1/completions", {}, b"{}")
+        await response.read()
+        assert pool.idle_connections() == 1
+        await asyncio.sleep(0.2)
+        assert pool.idle_connections() == 0
+
+    run(close_soon, scenario)
+
+
 def test_a_chunked_stream_arrives_piece_by_piece() -> None:
     async def stream(engine: RawEngine, _: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(

@@ -206,6 +206,27 @@ def test_a_reload_takes_new_keys_without_a_restart(sparkd: PrivateSystemd) -> No
     assert prop(sparkd, "sparkd.service", "MainPID") == main_pid
 
 
+def test_a_broken_configuration_is_answered_with_a_503_that_says_where_to_look(
+    sparkd: PrivateSystemd,
+) -> None:
+    keys = f"{BED_CONFIG}/api-keys"
+    sparkd.write_file(keys, "a line that is no key\n")
+    try:
+        sparkd.run("systemctl", "restart", "sparkd.service")
+        status, _, payload = request("/v1/models", timeout=20)
+        error = payload["error"]
+        assert isinstance(error, dict)
+        assert (status, error["code"]) == (503, "configuration_error")
+        assert "journalctl -u sparkd" in error["message"]
+        # The details are for the machine's administrators: the status line and the journal.
+        assert "api-keys:1" in prop(sparkd, "sparkd.service", "StatusText")
+        assert state(sparkd, "sparkd.service") == "active"  # no restart loop
+    finally:
+        sparkd.write_file(keys, f"bed:{KEY}\n")
+        sparkd.run("systemctl", "restart", "sparkd.service")
+        wait_for(lambda: request("/v1/models")[0] == 200, 30, "sparkd to serve again")
+
+
 def test_each_request_is_one_structured_journal_entry(sparkd: PrivateSystemd) -> None:
     chat("fake-a")  # warm
     _, headers, _ = chat("fake-a")

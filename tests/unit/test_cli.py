@@ -28,7 +28,8 @@ COMMANDS = [
 
 
 def test_every_command_has_a_handler() -> None:
-    assert {c[0] for c in COMMANDS} == set(HANDLERS)
+    # `serve` goes to the daemon before any settings are read: it answers a broken file itself.
+    assert {c[0] for c in COMMANDS} == set(HANDLERS) | {"serve"}
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
