@@ -500,14 +500,15 @@ class Bench:
         time.sleep(idle)
         _, rss_after, cpu_after = sparkd_process(self.bed)
         cpu = (cpu_after - cpu_before) / idle * 100
+        loaded = max(rss, rss_after) / 1024
+        # The same, for a sparkd that has answered one request since it started.
+        self.systemctl("stop", "sparkd.service")
+        first_byte(self.sparkd)
+        time.sleep(3)
+        fresh = sparkd_process(self.bed)[1] / 1024
+        self.add(Figure("idle RSS, fresh (MB)", fresh, "MB", target="<= 60 MB", met=fresh <= 60))
         self.add(
-            Figure(
-                "idle RSS (MB)",
-                max(rss, rss_after) / 1024,
-                "MB",
-                target="<= 60 MB",
-                met=max(rss, rss_after) / 1024 <= 60,
-            )
+            Figure("idle RSS after the runs above (MB)", loaded, "MB", target="<= 60 MB", met=loaded <= 60)
         )
         self.add(Figure("idle CPU (%)", cpu, "%", target="reported"))
         self.install(settings="quiet_exit = 1\nqueue_cap = 2000\n")
