@@ -635,6 +635,10 @@ def fmt(value: float | None) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.2f}"
 
 
+def _baseline_cell(figure: Figure) -> str:
+    return "-" if figure.baseline is None else f"{figure.baseline_name} {fmt(figure.baseline)}"
+
+
 def write_report(figures: list[Figure], quick: bool) -> None:
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     cpu = next(
@@ -646,7 +650,7 @@ def write_report(figures: list[Figure], quick: bool) -> None:
         platform.machine(),
     )
     rows = [
-        f"| {f.name} | {fmt(f.sparkd)} | {f.baseline_name or '-'} {fmt(f.baseline)} | {fmt(f.reference)} | "
+        f"| {f.name} | {fmt(f.sparkd)} | {_baseline_cell(f)} | {fmt(f.reference)} | "
         f"{fmt(f.ratio) if f.ratio is not None else '-'} | {f.target} | "
         f"{ {True: 'met', False: '**missed**', None: '-'}[f.met] } |"
         for f in figures
