@@ -18,7 +18,8 @@ def test_the_benchmark_harness_measures_every_figure(bed: PrivateSystemd) -> Non
         "stream chunks/s, 256 streams",
         "cold-start overhead (ms)",
         "swap overhead A->B (ms)",
-        "idle RSS (MB)",
+        "idle RSS, fresh (MB)",
+        "idle RSS after the runs above (MB)",
         "first byte after socket activation (ms)",
         "RSS with 1000 queued requests (MB)",
     ):
