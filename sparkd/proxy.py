@@ -296,9 +296,28 @@ class Gateway:
             if plan.changed:
                 body = json.dumps(plan.document).encode()
                 log.debug("%s: rewrote %s", request_id, ", ".join(plan.applied))
-            status, first_byte, sent, response = await self._forward(
-                request, model, endpoint, body, ticket, plan.applied, early
-            )
+            try:
+                status, first_byte, sent, response = await self._forward(
+                    request, model, endpoint, body, ticket, plan.applied, early
+                )
+            except _NoEngine as missing:
+                # The engine never saw the request (it died, or hangs, and
+                # systemd has not said so yet): wait for the model brought
+                # back, and send it once more.
+                grant = None
+                future = self.runtime.engine_unreachable(model.id, ticket, missing.cause)
+                if early is None:
+                    grant = await self.runtime.wait(future, ticket)
+                else:
+                    grant = await self._wait_with_progress(early, model, endpoint, future, ticket)
+                try:
+                    status, first_byte, sent, response = await self._forward(
+                        request, model, endpoint, body, ticket, plan.applied, early
+                    )
+                except _NoEngine as again:
+                    raise ApiError(
+                        502, f"{model.id!r} did not answer, twice: {again.cause}", "engine_unreachable"
+                    ) from None
             return response
         except ApiError as error:
             status = error.status
@@ -462,7 +481,7 @@ class Gateway:
         try:
             upstream = await self.engines.post(model.engine_port, f"/v1/{endpoint}", headers, body)
         except (OSError, EngineGone) as error:
-            raise ApiError(502, f"{model.id!r} did not answer: {error}", "engine_unreachable") from None
+            raise _NoEngine(str(error) or type(error).__name__) from None
         try:
             self.runtime.track(model.id, ticket, upstream)
             relay = {h: upstream.headers[k] for h, k in RELAYED_RESPONSE_HEADERS if k in upstream.headers}
@@ -527,6 +546,14 @@ class Gateway:
             sent += len(chunk)
         await response.write_eof()
         return upstream.status, first_byte, sent, response
+
+
+class _NoEngine(Exception):
+    """No answer from the engine before a single byte: it may be sent again."""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(cause)
+        self.cause = cause
 
 
 def _reasoning_event(model_id: str, text: str) -> bytes:

@@ -147,6 +147,21 @@ class Runtime:
             self.abandon(request)
             raise
 
+    def engine_unreachable(self, model_id: str, request: int, cause: str) -> asyncio.Future[Grant]:
+        """A granted request found no engine: it waits again, for the model brought back."""
+        log.warning(
+            "%s did not answer (%s): stopping it, to start it again for the requests that wait",
+            model_id,
+            cause,
+            extra=fields(model=model_id, event="engine_unreachable"),
+        )
+        for upstreams in self._upstreams.values():
+            upstreams.pop(request, None)
+        future: asyncio.Future[Grant] = asyncio.get_running_loop().create_future()
+        self._waiting[request] = future
+        self._apply(self.scheduler.on_engine_unreachable(request, self.clock(), cause))
+        return future
+
     def abandon(self, request: int) -> None:
         self._forget(request)
         self._apply(self.scheduler.on_cancelled(request, self.clock()))

@@ -391,6 +391,31 @@ class Scheduler:
             effects.append(AbortInFlight(model_id, f"{model_id!r} is stopping ({cause})"))
         return effects
 
+    def on_engine_unreachable(self, request: int, now: float, cause: str) -> list[Effect]:
+        """A granted request found its engine not answering (it died, or hangs) before systemd said so.
+
+        The engine never saw the request, so it waits again, first in line,
+        for the model brought back: a ready model is stopped (whatever state
+        its unit is in, systemd then says it is inactive) and started anew for
+        this request. The proxy asks this once per request; a second failure
+        is the client's error.
+        """
+        model_id = self.owner.pop(request, None)
+        if model_id is None:
+            return []
+        state = self.states[model_id]
+        state.in_flight.discard(request)
+        state.last_failure = cause
+        self.queue.appendleft(Waiter(request, model_id, now))
+        effects: list[Effect] = [
+            WatchDeadline(request, self.policies[model_id].start_timeout + self.wait_margin)
+        ]
+        if state.phase is Phase.READY:
+            effects += self._stop(model_id, "engine unreachable", now)
+            if state.in_flight:
+                effects.append(AbortInFlight(model_id, f"{model_id!r} stopped answering ({cause})"))
+        return effects + self._advance(now)
+
     def on_idle_expired(self, model_id: str, now: float) -> list[Effect]:
         """The idle timer fired: stop the model if it is still idle, else look again later.
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +40,8 @@ class FakeUnits:
     timers: dict[str, float] = field(default_factory=dict)
     fail_start: set[str] = field(default_factory=set)
     slow_start: set[str] = field(default_factory=set)  # the start job ends only when stopped
+    # Runs as a unit starts (a test brings an engine it took down back to life).
+    on_start: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
     _pending: dict[str, str] = field(default_factory=dict)
     _jobs: itertools.count[int] = field(default_factory=itertools.count)
 
@@ -50,6 +52,8 @@ class FakeUnits:
     async def start_unit(self, unit: str) -> str:
         job = f"/job/{next(self._jobs)}"
         self.started.append(unit)
+        if unit in self.on_start:
+            await self.on_start[unit]()
         if unit in self.slow_start:
             self._pending[unit] = job
             self._signal(UnitChanged(unit, "inactive", "dead", "", None))  # as systemd does on load
@@ -91,6 +95,7 @@ class Bed:
     url: str
     units: FakeUnits
     engines: dict[str, web.Application]
+    runners: dict[str, web.AppRunner]  # each engine's server, to take one down and bring it back
     runtime: Runtime
     catalogue: Catalogue
     session: aiohttp.ClientSession
@@ -140,7 +145,7 @@ async def gateway(
     fit_gate: bool = False,
     memory_peaks: dict[str, int] | None = None,
 ) -> AsyncIterator[Bed]:
-    runners = []
+    runners: dict[str, web.AppRunner] = {}
     engines: dict[str, web.Application] = {}
     ports: dict[str, int] = {}
     for model_id in ("alpha", "beta", "helper"):
@@ -149,7 +154,7 @@ async def gateway(
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
-        runners.append(runner)
+        runners[model_id] = runner
         engines[model_id] = app
         ports[model_id] = runner.addresses[0][1]
     shipped = tmp_path / "catalogue"
@@ -196,11 +201,11 @@ async def gateway(
     port = runner.addresses[0][1]
     client = aiohttp.ClientSession()
     try:
-        yield Bed(f"http://127.0.0.1:{port}", units, engines, runtime, catalogue, client)
+        yield Bed(f"http://127.0.0.1:{port}", units, engines, runners, runtime, catalogue, client)
     finally:
         await client.close()
         await runner.cleanup()
         await runtime.close()
         await session.close()
-        for engine_runner in runners:
+        for engine_runner in runners.values():
             await engine_runner.cleanup()

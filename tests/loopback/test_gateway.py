@@ -11,9 +11,10 @@ from pathlib import Path
 
 import openai
 import pytest
+from aiohttp import web
 from multidict import CIMultiDict
 
-from tests.fake_engine import RECEIVED
+from tests.fake_engine import RECEIVED, make_app
 from tests.loopback.harness import KEY, Bed, gateway
 
 Scenario = Callable[[Bed], Awaitable[None]]
@@ -404,13 +405,39 @@ class TestEnginesFailing:
 
         run(tmp_path, scenario, engine_options={"alpha": {"interval": 0.2, "chunks": 20}})
 
-    def test_an_unreachable_engine_is_502(self, tmp_path: Path) -> None:
+    def test_an_engine_that_died_unnoticed_is_brought_back_for_the_request_that_found_it(
+        self, tmp_path: Path
+    ) -> None:
+        async def scenario(bed: Bed) -> None:
+            await post(bed, "/v1/chat/completions", CHAT)
+            port = bed.catalogue.models["alpha"].engine_port
+            await bed.runners["alpha"].cleanup()  # the engine is gone; systemd has not said so
+
+            async def engine_comes_back() -> None:
+                runner = web.AppRunner(make_app("alpha"))
+                await runner.setup()
+                await web.TCPSite(runner, "127.0.0.1", port).start()
+                bed.runners["alpha"] = runner
+
+            bed.units.on_start["sparkd-alpha.service"] = engine_comes_back
+            status, _, payload = await post(bed, "/v1/chat/completions", CHAT)
+            assert status == 200, payload
+            assert bed.units.stopped == ["sparkd-alpha.service"]
+            assert bed.units.started == ["sparkd-alpha.service"] * 2
+
+        run(tmp_path, scenario)
+
+    def test_an_engine_that_died_and_does_not_come_back_is_a_503_naming_the_cause(
+        self, tmp_path: Path
+    ) -> None:
         async def scenario(bed: Bed) -> None:
             await post(bed, "/v1/chat/completions", CHAT)
             model = bed.catalogue.models["alpha"]
             object.__setattr__(model, "port", 9)  # nothing listens on the discard port
+            object.__setattr__(model, "start_timeout", 0.5)
             status, _, payload = await post(bed, "/v1/chat/completions", CHAT)
-            assert (status, error_code(payload)) == (502, "engine_unreachable")
+            assert (status, error_code(payload)) == (503, "model_start_failed")
+            assert "no healthy answer" in payload["error"]["message"]  # type: ignore[index]
 
         run(tmp_path, scenario)
 

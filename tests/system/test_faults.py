@@ -87,9 +87,8 @@ def test_an_engine_killed_mid_stream_ends_the_stream_with_an_error_event(sparkd:
     received, ended = read_rest(sock)
     assert b'"engine_died"' in received or b'"error"' in received, received[-500:]
     assert ended - killed < 5, "the client was left waiting"
-    # The stream can end before systemd has noticed the dead engine; a request in
-    # that window is a 502. Once the unit is down, the next request brings it back.
-    wait_for(lambda: state(sparkd, "sparkd-fake-slow.service") != "active", 30, "the unit to notice")
+    # At once, maybe before systemd has noticed the dead engine: a request that
+    # finds no engine waits for the model brought back, and is answered.
     assert chat("fake-slow")[0] == 200
     record("faults_survived")
 

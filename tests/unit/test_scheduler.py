@@ -265,6 +265,37 @@ class TestUnitsLeavingOnTheirOwn:
         s.on_finished(1, now=3)
         assert s.on_stopped(A, now=4) == [StartUnit(A)]
 
+    def test_a_request_that_finds_its_engine_gone_waits_for_it_to_be_brought_back(self) -> None:
+        s = scheduler()
+        ready(s, A)
+        s.on_request(1, A, now=1)
+        s.on_request(2, A, now=1)
+        assert s.on_engine_unreachable(1, now=2, cause="connection refused") == [
+            WatchDeadline(1, 100 + 600),
+            DisarmIdleTimer(A),
+            StopUnit(A, "engine unreachable"),
+            AbortInFlight(A, "'a' stopped answering (connection refused)"),
+        ]
+        assert s.queue[0].request == 1  # first in line: it asked before anyone now waiting
+        s.on_finished(2, now=2)
+        assert kinds(s.on_stopped(A, now=3)) == [StartUnit(A)]
+        assert s.on_ready(A, now=10) == [Grant(1, A, waited=8, cold=True)]
+
+    def test_a_second_request_finding_the_engine_gone_only_joins_the_queue(self) -> None:
+        s = scheduler()
+        ready(s, A)
+        s.on_request(1, A, now=1)
+        s.on_request(2, A, now=1)
+        s.on_engine_unreachable(1, now=2, cause="refused")
+        assert kinds(s.on_engine_unreachable(2, now=2, cause="refused")) == []  # the stop is under way
+        assert [w.request for w in s.queue] == [2, 1]
+
+    def test_an_unknown_request_finding_no_engine_changes_nothing(self) -> None:
+        s = scheduler()
+        ready(s, A)
+        assert s.on_engine_unreachable(7, now=1, cause="refused") == []
+        assert s.states[A].phase is Phase.READY
+
     def test_our_own_stop_is_not_news(self) -> None:
         s = scheduler()
         ready(s, A)
@@ -404,6 +435,7 @@ EVENTS = st.lists(
         st.tuples(st.just("wake"), st.just("")),
         st.tuples(st.just("manual"), st.sampled_from([A, B, U, X])),
         st.tuples(st.just("leaving"), st.sampled_from([A, B, U, X])),
+        st.tuples(st.just("unreachable"), st.integers(0, 30)),
     ),
     max_size=60,
 )
@@ -441,6 +473,8 @@ def test_never_two_tenants_whatever_happens(events: list[tuple[str, object]], ke
             effects = s.on_manual_start(str(arg), now)
         elif kind == "leaving":
             effects = s.on_unit_leaving(str(arg), now, "x")
+        elif kind == "unreachable":
+            effects = s.on_engine_unreachable(int(str(arg)), now, "x")
         else:
             effects = s.on_wake(now)
         for effect in effects:
