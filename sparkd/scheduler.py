@@ -280,11 +280,10 @@ class Scheduler:
         return self._advance(now)
 
     def on_finished(self, request: int, now: float) -> list[Effect]:
-        model_id = self.owner.pop(request, None)
+        model_id = self._ungrant(request)
         if model_id is None:
             return []
         state = self.states[model_id]
-        state.in_flight.discard(request)
         state.last_done = now
         effects = self._advance(now)
         if not state.in_flight and self._is_ready(model_id) and not self._stop_pending(effects, model_id):
@@ -400,11 +399,10 @@ class Scheduler:
         this request. The proxy asks this once per request; a second failure
         is the client's error.
         """
-        model_id = self.owner.pop(request, None)
+        model_id = self._ungrant(request)
         if model_id is None:
             return []
         state = self.states[model_id]
-        state.in_flight.discard(request)
         state.last_failure = cause
         self.queue.appendleft(Waiter(request, model_id, now))
         effects: list[Effect] = [
@@ -576,6 +574,13 @@ class Scheduler:
         state.in_flight.add(request)
         self.owner[request] = model_id
         return [Grant(request, model_id, waited=now - since, cold=cold)]
+
+    def _ungrant(self, request: int) -> str | None:
+        """Take a granted request off its model; the model it held, or None if none."""
+        model_id = self.owner.pop(request, None)
+        if model_id is not None:
+            self.states[model_id].in_flight.discard(request)
+        return model_id
 
     def _grant_waiters(self, model_id: str, now: float) -> list[Effect]:
         effects: list[Effect] = []
