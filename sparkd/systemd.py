@@ -15,6 +15,7 @@ import logging
 import os
 import queue
 import select
+import shlex
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,6 +46,12 @@ def model_unit(model_id: str) -> str:
 
 def idle_timer(model_id: str) -> str:
     return f"{IDLE_PREFIX}{model_id}.timer"
+
+
+def idle_command(model_id: str) -> bytes:
+    """What an idle timer runs: nothing while sparkd runs (it decides), the model's stop when it does not."""
+    unit = shlex.quote(model_unit(model_id))
+    return f"systemctl is-active --quiet sparkd.service || exec systemctl --no-block stop {unit}".encode()
 
 
 def idle_service(model_id: str) -> str:
@@ -166,7 +173,9 @@ class SystemdBus:
                             b"Type": b"oneshot",
                             # sparkd decides on the stop when it sees this job finish,
                             # so a timer that races a new request cannot cut it off.
-                            b"ExecStart": [(b"/bin/true", [b"/bin/true"], False)],
+                            # With sparkd not running (stopped by hand, failed), no
+                            # request can reach the model either: the timer stops it.
+                            b"ExecStart": [(b"/bin/sh", [b"/bin/sh", b"-c", idle_command(model_id)], False)],
                         },
                     )
                 ],

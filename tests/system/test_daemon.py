@@ -169,6 +169,22 @@ def test_an_idle_model_is_stopped_by_its_systemd_timer(sparkd: PrivateSystemd) -
     assert prop(sparkd, "sparkd-fake-idle.service", "Result") == "success"
 
 
+def test_an_idle_model_is_stopped_by_its_timer_even_with_sparkd_stopped(sparkd: PrivateSystemd) -> None:
+    status, _, _ = chat("fake-idle")
+    assert status == 200
+    wait_for(
+        lambda: "sparkd-idle-fake-idle.timer" in sparkd.run("systemctl", "list-timers", "--no-legend").stdout,
+        10,
+        "the idle timer to be armed",
+    )
+    sparkd.run("systemctl", "stop", "sparkd.service")  # the socket stays; nothing else wakes sparkd
+    try:
+        wait_for(lambda: state(sparkd, "sparkd-fake-idle.service") == "inactive", 30, "the idle stop")
+        assert state(sparkd, "sparkd.service") == "inactive"
+    finally:
+        wait_for(lambda: request("/v1/models")[0] == 200, 30, "the socket to bring sparkd back")
+
+
 def test_an_engine_that_fails_to_start_gets_a_fast_503_naming_the_cause(sparkd: PrivateSystemd) -> None:
     started = time.monotonic()
     status, headers, payload = chat("fake-broken")
