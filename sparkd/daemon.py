@@ -285,6 +285,7 @@ async def serve(
         await site.stop()
     await asyncio.sleep(ACCEPT_RACE_GRACE)
     await runner.cleanup()
+    gateway.request_log.flush()
     keeper.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await keeper

@@ -5,12 +5,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
 from typing import Any
 
 FIELDS_ATTR = "journal_fields"
+FLUSH_AFTER = 0.05  # seconds a request's journal entry may wait to be written with others
 
 
 def _stderr_is_journal() -> bool:
@@ -78,7 +80,12 @@ class RequestLog:
     """One structured entry per request, written straight to the journal when it is there.
 
     The request path is the hot path: going around the logging module (record,
-    formatting, handler lookup) saves most of what an entry costs.
+    formatting, handler lookup) saves most of what an entry costs. Entries
+    are handed to the journal in batches, FLUSH_AFTER after the first of
+    each: journald's work per entry then happens in bursts, not between a
+    client's requests (on a 2-core machine it took about 0.25 ms of latency
+    per request at concurrency 1, measured with the entry written at once).
+    A sparkd killed outright loses at most the last FLUSH_AFTER of entries.
     """
 
     def __init__(self) -> None:
@@ -88,8 +95,27 @@ class RequestLog:
 
             self._sendv = journal.sendv
         self._logger = logging.getLogger("sparkd.proxy")
+        self._pending: list[tuple[str, dict[str, Any]]] = []
+        self._flush_due: asyncio.TimerHandle | None = None
 
     def write(self, message: str, values: dict[str, Any]) -> None:
+        self._pending.append((message, values))
+        if self._flush_due is None:
+            try:
+                self._flush_due = asyncio.get_running_loop().call_later(FLUSH_AFTER, self.flush)
+            except RuntimeError:  # no event loop (a caller outside the daemon): at once
+                self.flush()
+
+    def flush(self) -> None:
+        """Write every pending entry (the daemon calls this once more as it stops)."""
+        if self._flush_due is not None:
+            self._flush_due.cancel()
+            self._flush_due = None
+        pending, self._pending = self._pending, []
+        for message, values in pending:
+            self._send(message, values)
+
+    def _send(self, message: str, values: dict[str, Any]) -> None:
         if self._sendv is not None:
             try:
                 self._sendv(

@@ -79,7 +79,7 @@ class Gateway:
     def __post_init__(self) -> None:
         self._next_id = _request_ids()
         self._started_at = time.monotonic()
-        self._request_log = RequestLog()
+        self.request_log = RequestLog()
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.max_body, middlewares=[self._edge])
@@ -366,7 +366,7 @@ class Gateway:
             model_id, status, finished - started, first_byte - started if first_byte else None, waited
         )
         request_id = request[REQUEST_ID]
-        self._request_log.write(
+        self.request_log.write(
             f"{request_id} {model_id} {endpoint} {status}",
             {
                 "request_id": request_id,

@@ -247,11 +247,17 @@ def test_each_request_is_one_structured_journal_entry(sparkd: PrivateSystemd) ->
     chat("fake-a")  # warm
     _, headers, _ = chat("fake-a")
     request_id = headers["X-Request-Id"]
-    entries = sparkd.run(
-        "journalctl", "-u", "sparkd.service", f"REQUEST_ID={request_id}", "-o", "json", "--no-pager"
-    ).stdout.splitlines()
-    assert len(entries) == 1
-    entry = json.loads(entries[0])
+
+    def entries() -> list[str]:
+        return sparkd.run(
+            "journalctl", "-u", "sparkd.service", f"REQUEST_ID={request_id}", "-o", "json", "--no-pager"
+        ).stdout.splitlines()
+
+    # Entries reach the journal in batches, a moment after the answer.
+    wait_for(lambda: len(entries()) > 0, 5, "the request's journal entry")
+    time.sleep(0.2)
+    assert len(entries()) == 1
+    entry = json.loads(entries()[0])
     assert (entry["MODEL"], entry["STATUS"], entry["COLD_START"]) == ("fake-a", "200", "no")
     assert float(entry["DURATION_MS"]) > 0
     assert "fake-a" in prop(sparkd, "sparkd.service", "StatusText")
