@@ -13,6 +13,7 @@ from typing import Any
 
 FIELDS_ATTR = "journal_fields"
 FLUSH_AFTER = 0.05  # seconds a request's journal entry may wait to be written with others
+FLUSH_SLICE = 16  # entries written per turn of the event loop
 
 
 def _stderr_is_journal() -> bool:
@@ -102,18 +103,34 @@ class RequestLog:
         self._pending.append((message, values))
         if self._flush_due is None:
             try:
-                self._flush_due = asyncio.get_running_loop().call_later(FLUSH_AFTER, self.flush)
+                self._flush_due = asyncio.get_running_loop().call_later(FLUSH_AFTER, self._flush_some)
             except RuntimeError:  # no event loop (a caller outside the daemon): at once
                 self.flush()
 
     def flush(self) -> None:
         """Write every pending entry (the daemon calls this once more as it stops)."""
-        if self._flush_due is not None:
-            self._flush_due.cancel()
-            self._flush_due = None
+        self._cancel_due()
         pending, self._pending = self._pending, []
         for message, values in pending:
             self._send(message, values)
+
+    def _flush_some(self) -> None:
+        """Write a slice of what waits, and the rest on the next turns of the loop.
+
+        A whole batch at once would hold up the requests that arrive meanwhile
+        (about 20 us an entry: a hundred entries are 2 ms).
+        """
+        self._flush_due = None
+        some, self._pending = self._pending[:FLUSH_SLICE], self._pending[FLUSH_SLICE:]
+        for message, values in some:
+            self._send(message, values)
+        if self._pending:
+            self._flush_due = asyncio.get_running_loop().call_later(0, self._flush_some)
+
+    def _cancel_due(self) -> None:
+        if self._flush_due is not None:
+            self._flush_due.cancel()
+            self._flush_due = None
 
     def _send(self, message: str, values: dict[str, Any]) -> None:
         if self._sendv is not None:

@@ -29,6 +29,22 @@ def test_entries_wait_for_one_batch_then_all_go_in_order() -> None:
     asyncio.run(scenario())
 
 
+def test_a_large_batch_is_written_a_slice_per_turn_of_the_loop() -> None:
+    async def scenario() -> None:
+        request_log = RequestLog()
+        sent = journal_of(request_log)
+        for n in range(logs.FLUSH_SLICE * 3):
+            request_log.write(f"r{n}", {"request_id": f"r{n}"})
+        seen_between: set[int] = set()  # what other work on the loop sees written
+        while len(sent) < logs.FLUSH_SLICE * 3:
+            seen_between.add(len(sent))
+            await asyncio.sleep(0)
+        assert {logs.FLUSH_SLICE, logs.FLUSH_SLICE * 2} <= seen_between
+        assert [entry["REQUEST_ID"] for entry in sent] == [f"r{n}" for n in range(logs.FLUSH_SLICE * 3)]
+
+    asyncio.run(scenario())
+
+
 def test_a_flush_at_shutdown_writes_what_waits() -> None:
     async def scenario() -> None:
         request_log = RequestLog()
