@@ -494,7 +494,7 @@ class Bench:
 
     def footprint(self) -> None:
         first_byte(self.sparkd, "/healthz")
-        time.sleep(3)  # idle: sparkd gives freed memory back two seconds after the last request
+        time.sleep(3)  # idle: some seconds after the last request
         _, rss, cpu_before = sparkd_process(self.bed)
         idle = 3.0 if self.quick else 10.0
         time.sleep(idle)

@@ -47,7 +47,6 @@ log = logging.getLogger("sparkd.daemon")
 SHUTDOWN_GRACE = 30.0  # seconds running answers get to finish when sparkd stops
 MEMORY_SAMPLE_INTERVAL = 5.0  # seconds between readings of available memory
 GC_YOUNG_THRESHOLD = 5000  # allocations between young-generation collections (Python's default: 700)
-TRIM_AFTER_QUIET = 2.0  # seconds without requests before freed memory goes back to the system
 ACCEPT_RACE_GRACE = 0.25  # seconds a just-accepted connection gets to send its request at shutdown
 
 
@@ -240,8 +239,7 @@ async def serve(
     )
 
     async def housekeeping() -> None:
-        quiet_since = requests_quiet_since = time.monotonic()
-        trimmed = True  # nothing to give back before the first request
+        quiet_since = time.monotonic()
         last_ping = last_sample = 0.0
         while not stop.is_set():
             now = time.monotonic()
@@ -256,13 +254,11 @@ async def serve(
                 last_ping = now
             gateway.engines.sweep()
             server = runner.server
-            serving = scheduler.queued() > 0 or (server is not None and len(server.connections) > 0)
-            if serving:
-                requests_quiet_since, trimmed = now, False
-            elif not trimmed and now - requests_quiet_since >= TRIM_AFTER_QUIET:
-                _give_back_memory()
-                trimmed = True
-            busy = serving or scheduler.tenant() is not None
+            busy = (
+                scheduler.tenant() is not None
+                or scheduler.queued() > 0
+                or (server is not None and len(server.connections) > 0)
+            )
             if busy:
                 quiet_since = now
             elif settings.quiet_exit and now - quiet_since >= settings.quiet_exit:
@@ -308,20 +304,6 @@ def _collect_garbage_from_now_on() -> None:
     gc.freeze()
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     gc.enable()
-
-
-def _give_back_memory() -> None:
-    """Return the heap a burst of requests grew to the system once requests stop.
-
-    CPython frees objects into glibc's heap, which keeps the pages: after a
-    burst, sparkd would sit idle at its peak. A collection, then
-    malloc_trim(3), brings it back to about its size at start.
-    """
-    gc.collect()
-    with contextlib.suppress(OSError, AttributeError):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _raise_open_files_limit() -> None:

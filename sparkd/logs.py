@@ -97,7 +97,7 @@ class RequestLog:
             self._sendv = journal.sendv
         self._logger = logging.getLogger("sparkd.proxy")
         self._pending: list[tuple[str, dict[str, Any]]] = []
-        self._flush_due: asyncio.TimerHandle | None = None
+        self._flush_due: asyncio.Handle | None = None
 
     def write(self, message: str, values: dict[str, Any]) -> None:
         self._pending.append((message, values))
@@ -109,7 +109,9 @@ class RequestLog:
 
     def flush(self) -> None:
         """Write every pending entry (the daemon calls this once more as it stops)."""
-        self._cancel_due()
+        if self._flush_due is not None:
+            self._flush_due.cancel()
+            self._flush_due = None
         pending, self._pending = self._pending, []
         for message, values in pending:
             self._send(message, values)
@@ -125,12 +127,7 @@ class RequestLog:
         for message, values in some:
             self._send(message, values)
         if self._pending:
-            self._flush_due = asyncio.get_running_loop().call_later(0, self._flush_some)
-
-    def _cancel_due(self) -> None:
-        if self._flush_due is not None:
-            self._flush_due.cancel()
-            self._flush_due = None
+            self._flush_due = asyncio.get_running_loop().call_soon(self._flush_some)
 
     def _send(self, message: str, values: dict[str, Any]) -> None:
         if self._sendv is not None:

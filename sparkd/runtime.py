@@ -155,8 +155,7 @@ class Runtime:
             cause,
             extra=fields(model=model_id, event="engine_unreachable"),
         )
-        for upstreams in self._upstreams.values():
-            upstreams.pop(request, None)
+        self._untrack(request)
         future: asyncio.Future[Grant] = asyncio.get_running_loop().create_future()
         self._waiting[request] = future
         self._apply(self.scheduler.on_engine_unreachable(request, self.clock(), cause))
@@ -189,13 +188,16 @@ class Runtime:
 
     def release(self, request: int) -> None:
         """The request's answer is complete (or failed): the model may go idle."""
-        for upstreams in self._upstreams.values():
-            upstreams.pop(request, None)
+        self._untrack(request)
         self._apply(self.scheduler.on_finished(request, self.clock()))
 
     def track(self, model_id: str, request: int, upstream: EngineResponse) -> None:
         """Remember a running upstream response, to end it if the model's unit goes away."""
         self._upstreams.setdefault(model_id, {})[request] = upstream
+
+    def _untrack(self, request: int) -> None:
+        for upstreams in self._upstreams.values():
+            upstreams.pop(request, None)
 
     # Lifecycle ---------------------------------------------------------------
 
@@ -322,7 +324,7 @@ class Runtime:
             elif isinstance(effect, AbortInFlight):
                 log.warning("%s", effect.cause, extra=fields(model=effect.model))
                 for upstream in list(self._upstreams.pop(effect.model, {}).values()):
-                    upstream.close()
+                    upstream.release()  # unfinished: its connection closes, the client's answer ends
 
     def _settle(self, request: int, outcome: Grant | ApiError) -> None:
         future = self._waiting.pop(request, None)

@@ -88,8 +88,6 @@ class EngineResponse:
             return
         self._connection.close()
 
-    close = release  # what Runtime's AbortInFlight calls on an answer in flight
-
     # Fed by the connection ---------------------------------------------------
 
     def _feed(self, data: bytes) -> None:
