@@ -13,6 +13,7 @@ fail with a ``CatalogueError`` that names the file, the model and the field.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 import tomllib
@@ -22,9 +23,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
-
-from sparkd.duration import Seconds
+from sparkd.duration import DURATION
+from sparkd.schema import STRICT, Bounds, Check, FieldError, validate
 
 SHIPPED_DIR = Path(__file__).parent / "models"
 
@@ -60,8 +60,8 @@ def _check_volume(value: str) -> str:
     return value
 
 
-ModelId = Annotated[str, AfterValidator(_check_id)]
-VolumeSpec = Annotated[str, AfterValidator(_check_volume)]
+ModelId = Annotated[str, Check(_check_id)]
+VolumeSpec = Annotated[str, Check(_check_volume)]
 
 
 class Status(StrEnum):
@@ -88,16 +88,15 @@ class ToolSupport(StrEnum):
     FORCE_REQUIRED = "force-required"  # tool_choice "auto" becomes "required" before a first tool result
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Rewrites(_Strict):
+@dataclass(frozen=True, kw_only=True)
+class Rewrites:
     """Which request rewrites apply to a model (see docs/design.md, request compatibility)."""
+
+    __pydantic_config__ = STRICT
 
     fill_max_tokens: bool = True  # a request without a budget gets what is left of the context
     cap_max_tokens: bool = True  # a budget larger than what is left of the context is lowered
-    safety_buffer_tokens: int | None = Field(default=None, ge=0)  # None: max(512, 10% of context)
+    safety_buffer_tokens: Annotated[int, Bounds(ge=0)] | None = None  # None: max(512, 10% of context)
     normalize_text_content: bool = False  # array content becomes one string (text-only templates)
     strict_alternation: bool = False  # user/assistant must alternate; system folds into the first user turn
     llama_tool_guard: bool = False  # instruct raw-JSON tool arguments, annotate tool schemas
@@ -105,7 +104,12 @@ class Rewrites(_Strict):
     binary_thinking: bool = False  # map `thinking` and `reasoning_effort` to chat_template_kwargs
 
 
-class Model(_Strict):
+@dataclass(frozen=True, kw_only=True)
+class Model:
+    """One catalogue entry, as validated (`load_catalogue` assigns every model a port)."""
+
+    __pydantic_config__ = STRICT
+
     id: ModelId
     aliases: tuple[str, ...] = ()
     description: str = ""
@@ -113,7 +117,7 @@ class Model(_Strict):
     role: Role = Role.MAIN
 
     engine: Engine = Engine.VLLM
-    image: str = Field(min_length=1)
+    image: Annotated[str, Bounds(min_length=1)]
     weights: str | None = None  # HF repo id or a path inside the container
     # How the engine is started inside the image. None: the engine's usual
     # launcher (`vllm serve`, `python3 -m sglang.launch_server`).
@@ -123,36 +127,36 @@ class Model(_Strict):
     # standing for what sparkd decides.
     command: tuple[str, ...] = ()
     args: tuple[str, ...] = ()  # engine arguments beyond what sparkd sets itself
-    environment: dict[str, str] = Field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)
     volumes: tuple[VolumeSpec, ...] = ()
     shm_size: str | None = None
-    ulimits: dict[str, int] = Field(default_factory=dict)
+    ulimits: dict[str, int] = field(default_factory=dict)
     devices: tuple[str, ...] = ()
     gpu: bool = True  # asks for the GPU through CDI when the host has one
     run_init: bool = False  # an init as PID 1, for servers that ignore SIGTERM
 
-    port: int | None = Field(default=None, ge=1024, le=65535)  # None: assigned on load
+    port: Annotated[int, Bounds(ge=1024, le=65535)] | None = None  # None: assigned on load
     health_path: str = "/health"
-    start_timeout: Seconds = Field(default=900.0, gt=0)
-    stop_timeout: Seconds = Field(default=30.0, gt=0)
-    idle_timeout: Seconds = Field(default=1200.0, ge=0)  # 0: never stopped for idleness
-    min_uptime: Seconds = Field(default=30.0, ge=0)
+    start_timeout: Annotated[float, Bounds(gt=0), DURATION] = 900.0
+    stop_timeout: Annotated[float, Bounds(gt=0), DURATION] = 30.0
+    idle_timeout: Annotated[float, Bounds(ge=0), DURATION] = 1200.0  # 0: never stopped for idleness
+    min_uptime: Annotated[float, Bounds(ge=0), DURATION] = 30.0
     keep_warm: bool = False  # utility only: started and kept running while no exclusive model runs
     # While a streaming chat request waits for this model, show the loading
     # progress as reasoning_content deltas (chat UIs and SDKs display those).
     progress_as_reasoning: bool = False
 
-    context_length: int = Field(gt=0)  # what the engine serves (max_model_len)
-    client_context: int | None = Field(default=None, gt=0)  # what clients are told to use
+    context_length: Annotated[int, Bounds(gt=0)]  # what the engine serves (max_model_len)
+    client_context: Annotated[int, Bounds(gt=0)] | None = None  # what clients are told to use
     tool_support: ToolSupport = ToolSupport.FULL
     multimodal: bool = False
-    rewrites: Rewrites = Field(default_factory=Rewrites)
+    rewrites: Rewrites = field(default_factory=Rewrites)
 
     notes: str = ""
     source_recipe: str | None = None
 
-    @model_validator(mode="after")
-    def _engine_needs(self) -> Model:
+    def __post_init__(self) -> None:
+        # Rules between fields; pydantic reports a ValueError here like a field's.
         if self.engine is Engine.GENERIC and not self.command:
             raise ValueError("a generic engine needs `command`")
         if self.engine is not Engine.GENERIC and self.command:
@@ -165,7 +169,6 @@ class Model(_Strict):
             raise ValueError("`client_context` cannot exceed `context_length`")
         if not self.health_path.startswith("/"):
             raise ValueError("`health_path` must start with '/'")
-        return self
 
     @property
     def enabled(self) -> bool:
@@ -256,13 +259,12 @@ def load_catalogue(shipped_dir: Path = SHIPPED_DIR, dropin_dir: Path | None = No
     models: dict[str, Model] = {}
     for model_id, data in raw.items():
         try:
-            models[model_id] = Model.model_validate(data)
-        except ValidationError as error:
-            first = error.errors()[0]
-            loc = [str(part) for part in first["loc"]]
+            models[model_id] = validate(Model, data)
+        except FieldError as error:
+            loc = [str(part) for part in error.location]
             top = loc[0] if loc else None
             file = origin[model_id].get(top or "", origin[model_id]["id"])
-            raise CatalogueError(file, first["msg"], model_id, ".".join(loc) or None) from None
+            raise CatalogueError(file, error.message, model_id, ".".join(loc) or None) from None
     return _index(_assign_ports(models), origin)
 
 
@@ -316,7 +318,7 @@ def _assign_ports(models: dict[str, Model]) -> dict[str, Model]:
             port = next(free, None)
             if port is None:
                 raise CatalogueError(None, "no free port left in the automatic range", model_id, "port")
-            assigned[model_id] = models[model_id].model_copy(update={"port": port})
+            assigned[model_id] = dataclasses.replace(models[model_id], port=port)
     return assigned
 
 

@@ -31,7 +31,8 @@ from aiohttp import web
 from sparkd import logs
 from sparkd.activation import Notifier, bind, systemd_sockets
 from sparkd.auth import KeyFileError, KeyRing, key_file
-from sparkd.catalogue import Catalogue, CatalogueError, load_catalogue
+from sparkd.catalogue import Catalogue, CatalogueError
+from sparkd.config import load_config, state_cache
 from sparkd.duration import format_seconds
 from sparkd.errors import ApiError
 from sparkd.hostfacts import detect_host
@@ -40,7 +41,7 @@ from sparkd.metrics import Metrics
 from sparkd.proxy import HEADER_LIMIT, Gateway
 from sparkd.runtime import HttpHealthProbe, JournalctlTail, Runtime
 from sparkd.scheduler import Phase, Policy, Scheduler
-from sparkd.settings import Settings, SettingsError, load_settings
+from sparkd.settings import Settings, SettingsError
 from sparkd.systemd import SystemdBus
 
 log = logging.getLogger("sparkd.daemon")
@@ -57,8 +58,8 @@ def main(config: Path | None) -> int:
     _raise_open_files_limit()
     activated = systemd_sockets()
     try:
-        settings = load_settings(config)
-        catalogue = load_catalogue(settings.catalogue_dir, settings.models_d)
+        loaded = load_config(config, state_cache())
+        settings, catalogue = loaded.settings, loaded.catalogue
         keys = KeyRing(key_file(settings.api_keys_file))
         keys.load()
     except (SettingsError, CatalogueError, KeyFileError) as error:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import BeforeValidator
+from sparkd.schema import Parse
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -45,4 +45,7 @@ def format_seconds(seconds: float) -> str:
     return "".join(parts)
 
 
-Seconds = Annotated[float, BeforeValidator(parse_seconds)]
+# A field that a file may write as 90, "90s" or "20m"; `Annotated[float, Bounds(gt=0), DURATION]`
+# when it has bounds too (the parse comes last, so it runs first).
+DURATION = Parse(parse_seconds)
+Seconds = Annotated[float, DURATION]

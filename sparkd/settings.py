@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from typing import Annotated, Literal
 
 from sparkd.catalogue import SHIPPED_DIR
 from sparkd.duration import Seconds
+from sparkd.schema import STRICT, Bounds, FieldError, validate
 
 DEFAULT_PATH = Path("/etc/sparkd/sparkd.toml")
 
@@ -18,8 +18,9 @@ class SettingsError(Exception):
     pass
 
 
-class Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    __pydantic_config__ = STRICT
 
     # Where the catalogue comes from.
     catalogue_dir: Path = SHIPPED_DIR
@@ -42,7 +43,7 @@ class Settings(BaseModel):
     # ($CREDENTIALS_DIRECTORY/api-keys), which wins over this path.
     api_keys_file: Path = Path("/etc/sparkd/api-keys")
     # Requests waiting for one model at most; beyond it: 429 at once.
-    queue_cap: int = Field(default=100, ge=1)
+    queue_cap: Annotated[int, Bounds(ge=1)] = 100
     # A queued request waits at most its model's start timeout plus this.
     wait_margin: Seconds = 600.0
     # "queue" waits for the GPU; "refuse" answers 429 at once like the original stack.
@@ -53,7 +54,7 @@ class Settings(BaseModel):
     # How often an engine's health route is asked while it starts (a refused
     # connection costs next to nothing; a late answer costs the client time).
     health_interval: Seconds = 0.02
-    max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    max_body_bytes: Annotated[int, Bounds(ge=1024)] = 64 * 1024 * 1024
     # Refuse (503, with the reason) to start a model whose recorded memory
     # need is more than the machine has available.
     fit_gate: bool = False
@@ -68,10 +69,9 @@ def load_settings(path: Path | None = None) -> Settings:
         return Settings()
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-        return Settings.model_validate(data)
+        return validate(Settings, data)
     except tomllib.TOMLDecodeError as error:
         raise SettingsError(f"{path}: not valid TOML: {error}") from None
-    except ValidationError as error:
-        first = error.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        raise SettingsError(f"{path}: field {field!r}: {first['msg']}") from None
+    except FieldError as error:
+        field = ".".join(str(p) for p in error.location)
+        raise SettingsError(f"{path}: field {field!r}: {error.message}") from None
