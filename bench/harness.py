@@ -2,8 +2,9 @@
 
     bench/run [--quick] [--no-report]
 
-sparkd runs exactly as installed (the shipped units, auth, per-request
-journal entries, rewrites, metrics) in the private systemd of
+sparkd runs exactly as installed: this checkout built into its .deb and
+installed with apt (purged again at the end), with every feature on (auth,
+per-request journal entries, rewrites, metrics), in the private systemd of
 scripts/testbed.py, in front of fake engines with fixed timings
 (tests/fake_engine.py) in real podman units. Baselines: the same request
 sent straight to the engine, and one nginx hop (Debian's nginx) as the
@@ -44,6 +45,7 @@ ENGINE_A, ENGINE_B, ENGINE_STREAM = 18201, 18202, 18203
 KEY = "bench-" + secrets.token_hex(16)
 REPORT = ROOT / "docs" / "benchmarks.md"
 RESULTS = ROOT / "bench" / "results.json"
+DEMO_ENGINE = Path("/var/lib/sparkd/demo")
 
 
 def engine(model_id: str, port: int, flags: str = "", extra: str = "") -> str:
@@ -268,6 +270,39 @@ http {{
         shutil.rmtree(prefix, ignore_errors=True)
 
 
+@contextmanager
+def packaged_sparkd(bed: PrivateSystemd) -> Iterator[None]:
+    """This checkout's .deb, built and installed with apt as a user installs it; purged afterwards."""
+    if subprocess.run(["dpkg", "-s", "sparkd"], capture_output=True, check=False).returncode == 0:
+        raise SystemExit("the benchmark installs its own build of sparkd: remove the installed one first")
+    built = subprocess.run(
+        [str(ROOT / "packaging" / "build-deb"), "--out", str(ROOT / "build")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    deb = built.stdout.strip().splitlines()[-1]
+    _apt(bed, "install", deb)
+    try:
+        yield
+    finally:
+        # The purge takes /var/lib/sparkd, where the demo engine (minutes to make) lives too.
+        kept = Path("/var/lib/sparkd-demo.bench")
+        if DEMO_ENGINE.exists():
+            DEMO_ENGINE.rename(kept)
+        try:
+            _apt(bed, "purge", "sparkd")
+        finally:
+            if kept.exists():
+                DEMO_ENGINE.parent.mkdir(parents=True, exist_ok=True)
+                kept.rename(DEMO_ENGINE)
+
+
+def _apt(bed: PrivateSystemd, *args: str) -> None:
+    # Inside the bed, so that the maintainer scripts talk to its systemd.
+    bed.run("env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-y", "-q", *args, timeout=300)
+
+
 # The run ---------------------------------------------------------------------------
 
 
@@ -280,11 +315,14 @@ class Bench:
         self.figures: list[Figure] = []
         self.bed = PrivateSystemd.existing() or PrivateSystemd.boot()
         self.sparkd = f"http://127.0.0.1:{SPARKD_PORT}"
+        self.command = "/usr/bin/sparkd"
 
     def install(
         self, settings: str = "quiet_exit = 0\nqueue_cap = 2000\n", models: str = BASE_MODELS
     ) -> None:
-        install_sparkd(self.bed, f"127.0.0.1:{SPARKD_PORT}", KEY, settings=settings, models=models)
+        install_sparkd(
+            self.bed, f"127.0.0.1:{SPARKD_PORT}", KEY, settings=settings, models=models, command=self.command
+        )
 
     def unit(self, model: str) -> str:
         return f"sparkd-{model}.service"
@@ -611,9 +649,11 @@ class Bench:
         )
 
     def run(self) -> list[Figure]:
-        self.install()
-        for step in (self.hot_path, self.streaming, self.cold_start, self.swap, self.footprint, self.scale):
-            step()
+        steps = (self.hot_path, self.streaming, self.cold_start, self.swap, self.footprint, self.scale)
+        with packaged_sparkd(self.bed):
+            self.install()
+            for step in steps:
+                step()
         return self.figures
 
 

@@ -174,12 +174,22 @@ SPARKD = ROOT / ".venv" / "bin" / "sparkd"
 BED_CONFIG = "/run/sparkd-bed"  # inside the bed: settings, keys and drop-ins of this checkout's sparkd
 
 
-def install_sparkd(bed: PrivateSystemd, listen: str, key: str, settings: str = "", models: str = "") -> None:
-    """Install this checkout's sparkd into the bed as the package would, and start its socket.
+def install_sparkd(
+    bed: PrivateSystemd,
+    listen: str,
+    key: str,
+    settings: str = "",
+    models: str = "",
+    command: str | None = None,
+) -> None:
+    """Set sparkd up in the bed with its own settings, keys and drop-ins, and start its socket.
 
-    The units are the shipped ones (units/), placed in the bed's private
+    With no `command`, this checkout's sparkd is installed as the package
+    would be: the shipped units (units/) in the bed's private
     /run/systemd/system, with a drop-in for what differs from a package
-    install: the command (this checkout's .venv) and the listening address.
+    install (the command is this checkout's .venv). With `command` (the
+    installed package's /usr/bin/sparkd), the package's own units run, and
+    the drop-ins change only the address and where settings and keys are.
     """
     bed.write_file(f"{BED_CONFIG}/api-keys", f"bed:{key}\n")
     bed.write_file(
@@ -188,23 +198,26 @@ def install_sparkd(bed: PrivateSystemd, listen: str, key: str, settings: str = "
         f'listen = "{listen}"\n' + settings,
     )
     bed.write_file(f"{BED_CONFIG}/models.d/bed.toml", models)
-    for unit in ("sparkd.socket", "sparkd.service"):
-        bed.write_file(f"/run/systemd/system/{unit}", (ROOT / "units" / unit).read_text())
+    service = "[Service]\nExecStart=\n"
+    if command is None:
+        command = str(SPARKD)
+        for unit in ("sparkd.socket", "sparkd.service"):
+            bed.write_file(f"/run/systemd/system/{unit}", (ROOT / "units" / unit).read_text())
+        # The checkout's .venv may live under /root (pyenv) or /tmp (CI): the
+        # packaged sparkd lives in /usr and keeps both protections.
+        service += "ProtectHome=false\nPrivateTmp=false\n"
+    else:
+        bed.run("rm", "-f", "/run/systemd/system/sparkd.socket", "/run/systemd/system/sparkd.service")
     bed.write_file(
         "/run/systemd/system/sparkd.socket.d/bed.conf", f"[Socket]\nListenStream=\nListenStream={listen}\n"
     )
     bed.write_file(
         "/run/systemd/system/sparkd.service.d/bed.conf",
-        "[Service]\n"
-        "ExecStart=\n"
-        f"ExecStart={SPARKD} --config {BED_CONFIG}/sparkd.toml serve\n"
-        f"LoadCredential=\nLoadCredential=api-keys:{BED_CONFIG}/api-keys\n"
-        # The checkout's .venv may live under /root (pyenv) or /tmp (CI): the
-        # packaged sparkd lives in /usr and keeps both protections.
-        "ProtectHome=false\nPrivateTmp=false\n",
+        service + f"ExecStart={command} --config {BED_CONFIG}/sparkd.toml serve\n"
+        f"LoadCredential=\nLoadCredential=api-keys:{BED_CONFIG}/api-keys\n",
     )
     bed.run("systemctl", "start", "podman.socket")  # podman's API, which sparkd check asks
-    bed.run(str(SPARKD), "--config", f"{BED_CONFIG}/sparkd.toml", "render")
+    bed.run(command, "--config", f"{BED_CONFIG}/sparkd.toml", "render")
     bed.run("systemctl", "daemon-reload")
     bed.run("systemctl", "restart", "sparkd.socket")
 

@@ -282,11 +282,9 @@ class Gateway:
         grant: Grant | None = None
         status, first_byte, sent = 0, None, 0
         try:
-            if future.done() or not (self.loading_progress and document.get("stream") is True):
-                grant = await self.runtime.wait(future, ticket)
-            else:
+            if not future.done() and self.loading_progress and document.get("stream") is True:
                 early = await self._begin_stream(request, plan.applied)
-                grant = await self._wait_with_progress(early, model, endpoint, future, ticket)
+            grant = await self._granted(future, ticket, model, endpoint, early)
             if plan.wants_exact_count:
                 plan = await self._recount(document, model, endpoint, plan)
             if plan.document.get("model") != model.id:
@@ -306,10 +304,7 @@ class Gateway:
                 # back, and send it once more.
                 grant = None
                 future = self.runtime.engine_unreachable(model.id, ticket, missing.cause)
-                if early is None:
-                    grant = await self.runtime.wait(future, ticket)
-                else:
-                    grant = await self._wait_with_progress(early, model, endpoint, future, ticket)
+                grant = await self._granted(future, ticket, model, endpoint, early)
                 try:
                     status, first_byte, sent, response = await self._forward(
                         request, model, endpoint, body, ticket, plan.applied, early
@@ -394,6 +389,19 @@ class Gateway:
             response.headers.update({"Access-Control-Allow-Origin": origin, **CORS_HEADERS})
         await response.prepare(request)
         return response
+
+    async def _granted(
+        self,
+        future: asyncio.Future[Grant],
+        ticket: int,
+        model: Model,
+        endpoint: str,
+        early: web.StreamResponse | None,
+    ) -> Grant:
+        """The grant for `ticket`; a stream already begun hears how the model's start goes."""
+        if early is None:
+            return await self.runtime.wait(future, ticket)
+        return await self._wait_with_progress(early, model, endpoint, future, ticket)
 
     async def _wait_with_progress(
         self,
