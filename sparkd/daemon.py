@@ -31,8 +31,8 @@ from aiohttp import web
 from sparkd import logs
 from sparkd.activation import Notifier, bind, systemd_sockets
 from sparkd.auth import KeyFileError, KeyRing, key_file
-from sparkd.catalogue import Catalogue, CatalogueError
-from sparkd.config import load_config, state_cache
+from sparkd.catalogue import Catalogue
+from sparkd.config import ConfigError, load_config, state_cache
 from sparkd.duration import format_seconds
 from sparkd.errors import ApiError
 from sparkd.hostfacts import detect_host
@@ -41,7 +41,7 @@ from sparkd.metrics import Metrics
 from sparkd.proxy import HEADER_LIMIT, Gateway
 from sparkd.runtime import HttpHealthProbe, JournalctlTail, Runtime
 from sparkd.scheduler import Phase, Policy, Scheduler
-from sparkd.settings import Settings, SettingsError
+from sparkd.settings import Settings
 from sparkd.systemd import SystemdBus
 
 log = logging.getLogger("sparkd.daemon")
@@ -62,7 +62,7 @@ def main(config: Path | None) -> int:
         settings, catalogue = loaded.settings, loaded.catalogue
         keys = KeyRing(key_file(settings.api_keys_file))
         keys.load()
-    except (SettingsError, CatalogueError, KeyFileError) as error:
+    except (ConfigError, KeyFileError) as error:
         log.error("cannot serve: %s", error)
         if not activated:
             return 2

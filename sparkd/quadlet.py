@@ -142,6 +142,7 @@ def render_container(model: Model, host: HostFacts) -> str:
     unit.add("Unit", "Documentation", "man:sparkd(8)")
     # A crash-looping engine is refused by systemd after three tries in ten
     # minutes; sparkd reports that instead of starting it again and again.
+    # (A start that becomes healthy clears the count: see Runtime._forget_past_starts.)
     unit.add("Unit", "StartLimitIntervalSec", "10min")
     unit.add("Unit", "StartLimitBurst", "3")
 

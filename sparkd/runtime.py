@@ -50,6 +50,7 @@ class UnitControl(Protocol):
 
     async def start_unit(self, unit: str) -> str: ...
     async def stop_unit(self, unit: str) -> str: ...
+    async def reset_failed_unit(self, unit: str) -> None: ...
     async def active_units(self, pattern: str) -> list[str]: ...
     async def arm_idle_timer(self, model_id: str, seconds: float) -> None: ...
     async def disarm_idle_timer(self, model_id: str) -> None: ...
@@ -418,6 +419,7 @@ class Runtime:
                 if state.phase is Phase.STARTING:
                     log.info("%s is ready", model_id, extra=fields(model=model_id, event="ready"))
                     self._apply(self.scheduler.on_ready(model_id, self.clock()))
+                    self._spawn(self._forget_past_starts(model.unit_name), f"reset-failed {model_id}")
                     if (
                         self.metrics is not None
                         and state.start_requested is not None
@@ -430,6 +432,17 @@ class Runtime:
                 await self._start_failed(model_id, cause, unit_up=True)
                 return
             await asyncio.sleep(self.health_interval)
+
+    async def _forget_past_starts(self, unit: str) -> None:
+        # The units' start limit (3 in 10 minutes) is there to stop a crash
+        # loop. Without this, an engine that crashed and came back healthy
+        # three times (each time for a request) would be refused on its
+        # fourth: systemd counts every start of a failed unit. sparkd's own
+        # back-off handles starts that fail.
+        try:
+            await self.units.reset_failed_unit(unit)
+        except SystemdError as error:
+            log.warning("cannot reset %s's start count: %s", unit, error)
 
     async def _start_failed(self, model_id: str, cause: str, unit_up: bool = False) -> None:
         unit = self.catalogue.models[model_id].unit_name

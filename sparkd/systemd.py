@@ -138,6 +138,10 @@ class SystemdBus:
     async def stop_unit(self, unit: str) -> str:
         return _text(await self.call(lambda bus: _manager(bus, b"StopUnit", b"ss", unit, "replace")))
 
+    async def reset_failed_unit(self, unit: str) -> None:
+        """Forget the unit's failures, and the starts its start limit counts (`systemctl reset-failed`)."""
+        await self.call(lambda bus: _manager(bus, b"ResetFailedUnit", b"s", unit))
+
     async def active_units(self, pattern: str) -> list[str]:
         """Units matching `pattern` that are active, activating or reloading."""
 

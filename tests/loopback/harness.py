@@ -37,6 +37,7 @@ class FakeUnits:
     runtime: Runtime | None = None
     started: list[str] = field(default_factory=list)
     stopped: list[str] = field(default_factory=list)
+    reset: list[str] = field(default_factory=list)  # units whose failures and start count were forgotten
     timers: dict[str, float] = field(default_factory=dict)
     fail_start: set[str] = field(default_factory=set)
     slow_start: set[str] = field(default_factory=set)  # the start job ends only when stopped
@@ -68,6 +69,9 @@ class FakeUnits:
         if pending is not None:  # a stop cancels the start job, whose end is signalled after
             self._signal(JobDone(pending, unit, "canceled"))
         return f"/job/{next(self._jobs)}"
+
+    async def reset_failed_unit(self, unit: str) -> None:
+        self.reset.append(unit)
 
     async def active_units(self, pattern: str) -> list[str]:
         return []

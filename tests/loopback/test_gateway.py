@@ -161,6 +161,19 @@ class TestServing:
 
         run(tmp_path, scenario)
 
+    def test_a_start_that_became_healthy_clears_the_units_start_count(self, tmp_path: Path) -> None:
+        # systemd counts every start of a failed unit against its start limit;
+        # an engine that crashed and came back healthy is not a crash loop.
+        async def scenario(bed: Bed) -> None:
+            assert (await post(bed, "/v1/chat/completions", CHAT))[0] == 200
+            for _ in range(50):
+                if bed.units.reset:
+                    break
+                await asyncio.sleep(0.01)
+            assert bed.units.reset == ["sparkd-alpha.service"]
+
+        run(tmp_path, scenario)
+
     def test_concurrent_requests_for_a_cold_model_join_one_start(self, tmp_path: Path) -> None:
         async def scenario(bed: Bed) -> None:
             results = await asyncio.gather(*(post(bed, "/v1/chat/completions", CHAT) for _ in range(20)))

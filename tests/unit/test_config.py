@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from sparkd import catalogue, config
-from sparkd.catalogue import Catalogue, CatalogueError
-from sparkd.config import load_config
+from sparkd import config
+from sparkd.config import ConfigError, load_config
 
 MODEL = """
 [models.{id}]
@@ -51,16 +52,10 @@ def files(tmp_path: Path) -> Files:
 
 
 @pytest.fixture
-def validations(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    """Each catalogue validation, by the directory it read."""
-    seen: list[Path] = []
-
-    def counting(shipped: Path, dropins: Path | None = None) -> Catalogue:
-        seen.append(shipped)
-        return catalogue.load_catalogue(shipped, dropins)
-
-    monkeypatch.setattr(config, "load_catalogue", counting)
-    return seen
+def validations(caplog: pytest.LogCaptureFixture) -> Callable[[], int]:
+    """How many loads so far validated the files (in a child) rather than taking the kept result."""
+    caplog.set_level(logging.INFO, logger="sparkd.config")
+    return lambda: sum("configuration validated" in r.getMessage() for r in caplog.records)
 
 
 def context_of(loaded: config.Config, model_id: str) -> int:
@@ -69,18 +64,18 @@ def context_of(loaded: config.Config, model_id: str) -> int:
     return model.context_length
 
 
-def test_a_second_start_takes_the_kept_configuration(files: Files, validations: list[Path]) -> None:
+def test_a_second_start_takes_the_kept_configuration(files: Files, validations: Callable[[], int]) -> None:
     first = files.load()
     second = files.load()
-    assert len(validations) == 1
+    assert validations() == 1
     assert second == first
 
 
-def test_an_edited_model_file_is_validated_again(files: Files, validations: list[Path]) -> None:
+def test_an_edited_model_file_is_validated_again(files: Files, validations: Callable[[], int]) -> None:
     files.load()
     files.write(files.shipped / "a.toml", MODEL.format(id="alpha", context=8192))
     assert context_of(files.load(), "alpha") == 8192
-    assert len(validations) == 2
+    assert validations() == 2
 
 
 def test_an_edit_that_keeps_size_and_modification_time_is_still_seen(files: Files) -> None:
@@ -110,15 +105,32 @@ def test_edited_settings_are_seen(files: Files) -> None:
 def test_a_broken_file_fails_as_it_would_without_the_cache(files: Files) -> None:
     files.load()
     files.write(files.dropins / "typo.toml", "[models.alpha]\ncontext_lenght = 1\n")
-    with pytest.raises(CatalogueError, match="context_lenght"):
+    with pytest.raises(ConfigError, match=r"typo\.toml: model 'alpha': field 'context_lenght'"):
         files.load()
 
 
-def test_an_unreadable_cache_is_only_a_slower_start(files: Files, validations: list[Path]) -> None:
+def test_without_a_cache_the_same_errors_come_from_validating_here(files: Files) -> None:
+    files.write_settings("queue_cap = 0\n")
+    with pytest.raises(ConfigError, match="field 'queue_cap'"):
+        load_config(files.settings, None)
+
+
+def test_a_bug_in_validation_fails_the_start_with_its_traceback(
+    files: Files, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(settings_path: Path) -> None:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(config, "_validate", broken)
+    with pytest.raises(RuntimeError, match="ZeroDivisionError: a bug"):
+        files.load()
+
+
+def test_an_unreadable_cache_is_only_a_slower_start(files: Files, validations: Callable[[], int]) -> None:
     files.cache.write_bytes(b"not a pickle")
     assert context_of(files.load(), "alpha") == 4096
     assert context_of(files.load(), "alpha") == 4096
-    assert len(validations) == 1  # the first load replaced the broken cache
+    assert validations() == 1  # the first load replaced the broken cache
 
 
 def test_a_cache_that_cannot_be_written_is_only_a_slower_start(files: Files, tmp_path: Path) -> None:
@@ -133,8 +145,7 @@ def test_no_cache_without_a_state_directory(monkeypatch: pytest.MonkeyPatch) -> 
     assert config.state_cache() == Path("/var/lib/sparkd") / config.CACHE_NAME
 
 
-def test_a_start_from_the_kept_configuration_never_imports_pydantic(files: Files) -> None:
-    files.load()
+def test_the_daemon_never_holds_pydantic_whether_it_validated_or_not(files: Files) -> None:
     program = (
         "import sys\n"
         "from pathlib import Path\n"
@@ -143,7 +154,9 @@ def test_a_start_from_the_kept_configuration_never_imports_pydantic(files: Files
         f"load_config(Path({str(files.settings)!r}), Path({str(files.cache)!r}))\n"
         "print(sorted(m for m in sys.modules if m.startswith(('pydantic', 'annotated_types'))))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", program], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert result.stdout.strip() == "[]"
+    for start in ("validates", "takes the kept configuration"):
+        result = subprocess.run(
+            [sys.executable, "-c", program], capture_output=True, text=True, check=True, timeout=60
+        )
+        assert result.stdout.strip() == "[]", start
+    assert files.cache.exists()
