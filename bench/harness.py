@@ -271,8 +271,11 @@ http {{
 
 
 @contextmanager
-def packaged_sparkd(bed: PrivateSystemd) -> Iterator[None]:
-    """This checkout's .deb, built and installed with apt as a user installs it; purged afterwards."""
+def packaged_sparkd(bed: PrivateSystemd) -> Iterator[str]:
+    """This checkout's .deb, built and installed with apt as a user installs it; purged afterwards.
+
+    Yields what runs: the package's version and its Python's.
+    """
     if subprocess.run(["dpkg", "-s", "sparkd"], capture_output=True, check=False).returncode == 0:
         raise SystemExit("the benchmark installs its own build of sparkd: remove the installed one first")
     built = subprocess.run(
@@ -284,7 +287,11 @@ def packaged_sparkd(bed: PrivateSystemd) -> Iterator[None]:
     deb = built.stdout.strip().splitlines()[-1]
     _apt(bed, "install", deb)
     try:
-        yield
+        version = bed.run("dpkg-query", "-W", "-f", "${Version}", "sparkd").stdout.strip()
+        python = bed.run(
+            "/usr/lib/sparkd/venv/bin/python", "-c", "import platform; print(platform.python_version())"
+        ).stdout.strip()
+        yield f"sparkd {version} from its .deb, on Python {python}"
     finally:
         # The purge takes /var/lib/sparkd, where the demo engine (minutes to make) lives too.
         kept = Path("/var/lib/sparkd-demo.bench")
@@ -316,6 +323,7 @@ class Bench:
         self.bed = PrivateSystemd.existing() or PrivateSystemd.boot()
         self.sparkd = f"http://127.0.0.1:{SPARKD_PORT}"
         self.command = "/usr/bin/sparkd"
+        self.installed = ""  # what ran, for the report
 
     def install(
         self, settings: str = "quiet_exit = 0\nqueue_cap = 2000\n", models: str = BASE_MODELS
@@ -650,7 +658,7 @@ class Bench:
 
     def run(self) -> list[Figure]:
         steps = (self.hot_path, self.streaming, self.cold_start, self.swap, self.footprint, self.scale)
-        with packaged_sparkd(self.bed):
+        with packaged_sparkd(self.bed) as self.installed:
             self.install()
             for step in steps:
                 step()
@@ -679,7 +687,7 @@ def _baseline_cell(figure: Figure) -> str:
     return "-" if figure.baseline is None else f"{figure.baseline_name} {fmt(figure.baseline)}"
 
 
-def write_report(figures: list[Figure], quick: bool) -> None:
+def write_report(figures: list[Figure], quick: bool, installed: str) -> None:
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     cpu = next(
         (
@@ -704,7 +712,7 @@ def write_report(figures: list[Figure], quick: bool) -> None:
             f"## Latest results ({now}{', quick mode' if quick else ''})",
             "",
             f"Machine: {os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}. Written by `bench/run` from this run.",
+            f"{installed}. Written by `bench/run` from this run.",
             "",
             "| Figure | sparkd | Baseline | nginx | Ratio to baseline | Target | |",
             "|---|---|---|---|---|---|---|",
@@ -724,7 +732,7 @@ def main() -> int:
     bench = Bench(args.quick)
     figures = bench.run()
     if not args.no_report:
-        write_report(figures, args.quick)
+        write_report(figures, args.quick, bench.installed)
         print(f"wrote {REPORT}")
     return 0
 
