@@ -40,6 +40,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 from testbed import PrivateSystemd, install_sparkd  # noqa: E402
 
+from tests.fake_engine import catalogue_entry  # noqa: E402
+
 SPARKD_PORT, NGINX_PORT = 18019, 18088
 ENGINE_A, ENGINE_B, ENGINE_STREAM = 18201, 18202, 18203
 KEY = "bench-" + secrets.token_hex(16)
@@ -48,28 +50,11 @@ RESULTS = ROOT / "bench" / "results.json"
 DEMO_ENGINE = Path("/var/lib/sparkd/demo")
 
 
-def engine(model_id: str, port: int, flags: str = "", extra: str = "") -> str:
-    return f"""
-[models.{model_id}]
-engine = "generic"
-image = "localhost/sparkd-demo:latest"
-command = ["/opt/sparkd-demo/venv/bin/python", "/opt/sparkd-tests/fake_engine.py",
-           "--port", "{{port}}", "--model", "{{model_id}}"{flags}]
-volumes = ["/usr:/usr:ro", "/etc:/etc:ro", "{{state}}/demo:/opt/sparkd-demo:ro",
-           "{ROOT}/tests:/opt/sparkd-tests:ro"]
-gpu = false
-port = {port}
-context_length = 4096
-stop_timeout = "10s"
-{extra}
-"""
-
-
 BASE_MODELS = (
     '[models."qwen3.5-0.8b"]\nstatus = "disabled"\n'
-    + engine("bench-a", ENGINE_A, ', "--interval", "0", "--chunks", "1", "--start-delay", "1"')
-    + engine("bench-b", ENGINE_B, ', "--interval", "0", "--chunks", "1", "--start-delay", "1"')
-    + engine("bench-stream", ENGINE_STREAM, ', "--interval", "0.05", "--chunks", "100000"')
+    + catalogue_entry("bench-a", ENGINE_A, ', "--interval", "0", "--chunks", "1", "--start-delay", "1"')
+    + catalogue_entry("bench-b", ENGINE_B, ', "--interval", "0", "--chunks", "1", "--start-delay", "1"')
+    + catalogue_entry("bench-stream", ENGINE_STREAM, ', "--interval", "0.05", "--chunks", "100000"')
 )
 
 
@@ -317,7 +302,6 @@ class Bench:
     def __init__(self, quick: bool) -> None:
         self.quick = quick
         self.seconds = 2.0 if quick else 10.0
-        self.repeats = 1 if quick else 5
         self.rounds = 1 if quick else 3  # turns each wrk target takes; figures are medians
         self.figures: list[Figure] = []
         self.bed = PrivateSystemd.existing() or PrivateSystemd.boot()
@@ -477,9 +461,11 @@ class Bench:
 
     def cold_start(self) -> None:
         alone, through = [], []
-        # An engine's start varies by tens of ms from one start to the next:
-        # the overhead is a difference of medians, so it takes more starts.
-        for _ in range(1 if self.quick else 9):
+        # An engine's start varies by tens of ms from one start to the next,
+        # and the machine drifts: each start through sparkd is paired with the
+        # start alone just before it, and the overhead is the median of the
+        # pairs' differences, over many starts.
+        for _ in range(1 if self.quick else 15):
             self.systemctl("stop", self.unit("bench-a"))
             started = time.monotonic()
             self.systemctl("start", "--no-block", self.unit("bench-a"))
@@ -491,7 +477,7 @@ class Bench:
         # `alone` began before nsenter and systemctl were spawned, which sparkd
         # does not pay: that cost is measured with a call that does nothing.
         alone = [t - self.systemctl_cost() for t in alone]
-        overhead = (statistics.median(through) - statistics.median(alone)) * 1000
+        overhead = _paired_overhead(through, alone)
         self.add(
             Figure(
                 "cold-start overhead (ms)",
@@ -507,7 +493,7 @@ class Bench:
 
     def swap(self) -> None:
         alone, through = [], []
-        for _ in range(self.repeats):
+        for _ in range(1 if self.quick else 9):  # paired, as the cold starts are
             first_byte(self.sparkd, model="bench-a")
             self.systemctl("stop", self.unit("bench-b"))
             time.sleep(0.5)
@@ -524,7 +510,7 @@ class Bench:
         # Two systemctl calls began inside `alone`: their spawning is not the engines' work.
         cost = self.systemctl_cost()
         alone = [t - 2 * cost for t in alone]
-        overhead = (statistics.median(through) - statistics.median(alone)) * 1000
+        overhead = _paired_overhead(through, alone)
         self.add(
             Figure(
                 "swap overhead A->B (ms)",
@@ -573,7 +559,7 @@ class Bench:
             )
         )
         firsts = []
-        for _ in range(1 if self.quick else 9):
+        for _ in range(1 if self.quick else 15):
             wait_until(lambda: sparkd_process(self.bed)[0] == 0, 30)
             firsts.append(first_byte(self.sparkd, "/healthz") * 1000)
         self.add(
@@ -663,6 +649,11 @@ class Bench:
             for step in steps:
                 step()
         return self.figures
+
+
+def _paired_overhead(through: list[float], alone: list[float]) -> float:
+    """Milliseconds sparkd adds: the median of each run's difference to the run alone beside it."""
+    return statistics.median(t - a for t, a in zip(through, alone, strict=True)) * 1000
 
 
 def _medians(results: list[dict[str, float]]) -> dict[str, float]:

@@ -19,6 +19,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -38,6 +39,31 @@ class Received:
 
 
 RECEIVED = web.AppKey("received", Received)
+
+
+def catalogue_entry(model_id: str, port: int, flags: str = "", extra: str = "") -> str:
+    """This program as a sparkd model: a generic engine in the demo image, run from this checkout.
+
+    `flags` are more of its arguments as TOML list items (`', "--chunks", "1"'`); `extra`
+    is more of the model's keys. Called on the host, never in the container.
+    """
+    tests = Path(__file__).resolve().parent
+    return f"""
+[models.{model_id}]
+engine = "generic"
+image = "localhost/sparkd-demo:latest"
+command = ["/opt/sparkd-demo/venv/bin/python", "/opt/sparkd-tests/fake_engine.py",
+           "--port", "{{port}}", "--model", "{{model_id}}"{flags}]
+volumes = ["/usr:/usr:ro", "/etc:/etc:ro", "{{state}}/demo:/opt/sparkd-demo:ro",
+           "{tests}:/opt/sparkd-tests:ro"]
+gpu = false
+port = {port}
+context_length = 4096
+stop_timeout = "10s"
+{extra}
+"""
+
+
 SETTINGS = web.AppKey("settings", dict)
 
 

@@ -11,7 +11,7 @@ import urllib.request
 
 from testbed import PrivateSystemd, install_sparkd
 
-from tests.system.conftest import ROOT
+from tests.fake_engine import catalogue_entry
 
 PORT = 18009
 URL = f"http://127.0.0.1:{PORT}"
@@ -30,21 +30,9 @@ MAINS = (
 
 
 def fake(model_id: str, port: int, extra: str = "", flags: str = "", start_timeout: str = "60s") -> str:
-    return f"""
-[models.{model_id}]
-engine = "generic"
-image = "localhost/sparkd-demo:latest"
-command = ["/opt/sparkd-demo/venv/bin/python", "/opt/sparkd-tests/fake_engine.py",
-           "--port", "{{port}}", "--model", "{{model_id}}", "--start-delay", "1"{flags}]
-volumes = ["/usr:/usr:ro", "/etc:/etc:ro", "{{state}}/demo:/opt/sparkd-demo:ro",
-           "{ROOT}/tests:/opt/sparkd-tests:ro"]
-gpu = false
-port = {port}
-context_length = 4096
-start_timeout = "{start_timeout}"
-stop_timeout = "10s"
-{extra}
-"""
+    return catalogue_entry(
+        model_id, port, ', "--start-delay", "1"' + flags, f'start_timeout = "{start_timeout}"\n{extra}'
+    )
 
 
 # The bed has no GPU: the shipped utility is disabled (fake-util stands in), and the
