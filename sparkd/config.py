@@ -41,6 +41,8 @@ Stamp = tuple[str, tuple[int, int, int, int] | None]
 
 @dataclass(frozen=True)
 class Config:
+    """What the daemon serves by: its settings and its catalogue."""
+
     settings: Settings
     catalogue: Catalogue
 
