@@ -61,6 +61,26 @@ def test_the_socket_starts_sparkd_on_the_first_connection(sparkd: PrivateSystemd
     assert prop(sparkd, "sparkd.service", "Type") == "notify"
 
 
+def test_a_changed_configuration_is_validated_once_and_pydantic_never_stays(sparkd: PrivateSystemd) -> None:
+    def restart_and_say_whether_it_validated() -> bool:
+        sparkd.run("systemctl", "restart", "sparkd.service")
+        assert request("/healthz", key=None)[0] == 200
+        # pydantic and its validators ran in a forked child, or not at all.
+        maps = sparkd.run("cat", f"/proc/{prop(sparkd, 'sparkd.service', 'MainPID')}/maps").stdout
+        assert "pydantic" not in maps
+        invocation = prop(sparkd, "sparkd.service", "InvocationID")
+        journal = sparkd.run("journalctl", f"_SYSTEMD_INVOCATION_ID={invocation}", "-o", "cat").stdout
+        return "configuration validated" in journal
+
+    added = f"{BED_CONFIG}/models.d/added.toml"
+    sparkd.write_file(added, "# a new drop-in, with no models yet\n")
+    try:
+        assert restart_and_say_whether_it_validated()
+        assert not restart_and_say_whether_it_validated()
+    finally:
+        sparkd.run("rm", "-f", added)
+
+
 def test_without_a_key_nothing_wakes(sparkd: PrivateSystemd) -> None:
     status, _, _ = chat("fake-a")
     assert status == 200  # with the key it works...
