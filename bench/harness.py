@@ -48,6 +48,7 @@ KEY = "bench-" + secrets.token_hex(16)
 REPORT = ROOT / "docs" / "benchmarks.md"
 RESULTS = ROOT / "bench" / "results.json"
 DEMO_ENGINE = Path("/var/lib/sparkd/demo")
+PACKAGED_SPARKD = "/usr/bin/sparkd"
 
 
 BASE_MODELS = (
@@ -306,15 +307,13 @@ class Bench:
         self.figures: list[Figure] = []
         self.bed = PrivateSystemd.existing() or PrivateSystemd.boot()
         self.sparkd = f"http://127.0.0.1:{SPARKD_PORT}"
-        self.command = "/usr/bin/sparkd"
         self.installed = ""  # what ran, for the report
 
     def install(
         self, settings: str = "quiet_exit = 0\nqueue_cap = 2000\n", models: str = BASE_MODELS
     ) -> None:
-        install_sparkd(
-            self.bed, f"127.0.0.1:{SPARKD_PORT}", KEY, settings=settings, models=models, command=self.command
-        )
+        listen = f"127.0.0.1:{SPARKD_PORT}"
+        install_sparkd(self.bed, listen, KEY, settings=settings, models=models, command=PACKAGED_SPARKD)
 
     def unit(self, model: str) -> str:
         return f"sparkd-{model}.service"
@@ -476,7 +475,8 @@ class Bench:
             through.append(first_byte(self.sparkd))
         # `alone` began before nsenter and systemctl were spawned, which sparkd
         # does not pay: that cost is measured with a call that does nothing.
-        alone = [t - self.systemctl_cost() for t in alone]
+        cost = self.systemctl_cost()
+        alone = [t - cost for t in alone]
         overhead = _paired_overhead(through, alone)
         self.add(
             Figure(

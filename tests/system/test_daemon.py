@@ -242,11 +242,19 @@ def test_a_reload_takes_new_keys_without_a_restart(sparkd: PrivateSystemd) -> No
     assert prop(sparkd, "sparkd.service", "MainPID") == main_pid
 
 
+@pytest.mark.parametrize(
+    ("path", "broken", "named"),
+    [
+        (f"{BED_CONFIG}/api-keys", "a line that is no key\n", "api-keys:1"),
+        # Validated in a forked child (the kept configuration no longer matches).
+        (f"{BED_CONFIG}/models.d/typo.toml", "[models.fake-a]\ncontext_lenght = 1\n", "context_lenght"),
+    ],
+)
 def test_a_broken_configuration_is_answered_with_a_503_that_says_where_to_look(
-    sparkd: PrivateSystemd,
+    sparkd: PrivateSystemd, path: str, broken: str, named: str
 ) -> None:
-    keys = f"{BED_CONFIG}/api-keys"
-    sparkd.write_file(keys, "a line that is no key\n")
+    before = sparkd.run("cat", path, check=False).stdout
+    sparkd.write_file(path, broken)
     try:
         sparkd.run("systemctl", "restart", "sparkd.service")
         status, _, payload = request("/v1/models", timeout=20)
@@ -255,10 +263,13 @@ def test_a_broken_configuration_is_answered_with_a_503_that_says_where_to_look(
         assert (status, error["code"]) == (503, "configuration_error")
         assert "journalctl -u sparkd" in error["message"]
         # The details are for the machine's administrators: the status line and the journal.
-        assert "api-keys:1" in prop(sparkd, "sparkd.service", "StatusText")
+        assert named in prop(sparkd, "sparkd.service", "StatusText")
         assert state(sparkd, "sparkd.service") == "active"  # no restart loop
     finally:
-        sparkd.write_file(keys, f"bed:{KEY}\n")
+        if before:
+            sparkd.write_file(path, before)
+        else:
+            sparkd.run("rm", "-f", path)
         sparkd.run("systemctl", "restart", "sparkd.service")
         wait_for(lambda: request("/v1/models")[0] == 200, 30, "sparkd to serve again")
 
