@@ -57,6 +57,9 @@ command = ["/opt/sparkd-demo/venv/bin/python", "/opt/sparkd-tests/fake_engine.py
 volumes = ["/usr:/usr:ro", "/etc:/etc:ro", "{{state}}/demo:/opt/sparkd-demo:ro",
            "{tests}:/opt/sparkd-tests:ro"]
 gpu = false
+# An init as PID 1: a stop that comes while Python still starts (before the
+# SIGTERM handler) would otherwise be ignored, and the unit killed 10 s later.
+run_init = true
 port = {port}
 context_length = 4096
 stop_timeout = "10s"
