@@ -23,6 +23,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
+from sparkd import names
 from sparkd.duration import DURATION
 from sparkd.schema import STRICT, Bounds, Check, FieldError, validate
 
@@ -176,11 +177,11 @@ class Model:
 
     @property
     def unit_name(self) -> str:
-        return f"sparkd-{self.id}.service"
+        return names.model_unit(self.id)
 
     @property
     def quadlet_name(self) -> str:
-        return f"sparkd-{self.id}.container"
+        return names.quadlet_file(self.id)
 
     @property
     def engine_port(self) -> int:

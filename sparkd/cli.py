@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sparkd import __version__
+from sparkd import __version__, names
 
 if TYPE_CHECKING:
     import argparse
@@ -305,18 +305,14 @@ def _control(args: argparse.Namespace, settings: Settings) -> int:
 
 def _logs(args: argparse.Namespace, settings: Settings) -> int:
     if args.name == "sparkd":
-        unit = "sparkd.service"
+        unit = names.DAEMON_UNIT
     else:
         model = _catalogue(settings).resolve(args.name)
         if model is None:
             print(f"sparkd: no model {args.name!r}", file=sys.stderr)
             return EXIT_USAGE
         unit = model.unit_name
-    argv = ["journalctl", "-u", unit, "--no-pager", "-n", str(args.lines)]
-    if args.follow:
-        argv.append("--follow")
-    if args.since:
-        argv += ["--since", args.since]
+    argv = names.journalctl(unit, args.lines, output="short", since=args.since, follow=args.follow)
     sys.stdout.flush()
     os.execvp(argv[0], argv)
 

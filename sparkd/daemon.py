@@ -22,31 +22,29 @@ import resource
 import signal
 import socket
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import uvloop
 from aiohttp import web
 
 from sparkd import logs
 from sparkd.activation import Notifier, bind, systemd_sockets
+from sparkd.app import Edges, build_app
+from sparkd.appstate import ENGINES, RUNTIME
 from sparkd.auth import KeyFileError, KeyRing, key_file
 from sparkd.catalogue import Catalogue
 from sparkd.config import ConfigError, load_config, state_cache
-from sparkd.duration import format_seconds
+from sparkd.edge import HEADER_LIMIT
 from sparkd.errors import ApiError
 from sparkd.hostfacts import detect_host
+from sparkd.housekeeping import Housekeeping, load_memory
 from sparkd.memory import MemoryBook, mem_available
-from sparkd.metrics import Metrics
-from sparkd.proxy import HEADER_LIMIT, Gateway
-from sparkd.runtime import HttpHealthProbe, JournalctlTail, Runtime
-from sparkd.scheduler import Phase, Policy, Scheduler
 from sparkd.settings import Settings
 from sparkd.systemd import SystemdBus
 
 log = logging.getLogger("sparkd.daemon")
 SHUTDOWN_GRACE = 30.0  # seconds running answers get to finish when sparkd stops
-MEMORY_SAMPLE_INTERVAL = 5.0  # seconds between readings of available memory
 GC_YOUNG_THRESHOLD = 5000  # allocations between young-generation collections (Python's default: 700)
 ACCEPT_RACE_GRACE = 0.25  # seconds a just-accepted connection gets to send its request at shutdown
 
@@ -143,26 +141,6 @@ def _seconds_since_exec() -> float:
         return 0.0
 
 
-def status_line(scheduler: Scheduler, now: float) -> str:
-    tenant = scheduler.tenant()
-    parts = []
-    if tenant is None:
-        parts.append("no model running")
-    else:
-        state = scheduler.states[tenant]
-        parts.append(f"{tenant} {state.phase.value}")
-        parts.append(f"{len(state.in_flight)} in flight")
-        policy = scheduler.policies[tenant]
-        if state.phase is Phase.READY and not state.in_flight and policy.idle_timeout > 0:
-            left = max(0.0, scheduler.idle_deadline(tenant, now) - now)
-            parts.append(f"idle stop in {format_seconds(left)}")
-    utility = scheduler.utility()
-    if utility and scheduler.states[utility].phase is not Phase.STOPPED:
-        parts.append(f"utility {utility} {scheduler.states[utility].phase.value}")
-    parts.append(f"{scheduler.queued()} queued")
-    return ", ".join(parts)
-
-
 async def serve(
     settings: Settings,
     catalogue: Catalogue,
@@ -172,124 +150,71 @@ async def serve(
 ) -> int:
     loop = asyncio.get_running_loop()
     notifier = Notifier()
-    host_has_gpu = detect_host(settings).gpu
-    scheduler = Scheduler(
-        {m.id: Policy.of(m, host_has_gpu) for m in catalogue.enabled()},
-        queue_cap=settings.queue_cap,
-        wait_margin=settings.wait_margin,
-        refuse_when_busy=settings.busy_policy == "refuse",
-    )
-    session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
-        timeout=aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10),
-        auto_decompress=False,
-    )
-    # The bus hands events to the runtime, which acts through the bus.
-    bus = SystemdBus(loop, lambda event: runtime.on_bus_event(event))  # noqa: PLW0108 - runtime comes next
+    stop = asyncio.Event()
     memory_file = settings.state_dir / "memory.json"
-    memory = _load_memory(memory_file)
-    metrics = Metrics(scheduler, lambda: _memory_readings(memory))
-    runtime = Runtime(
-        catalogue,
-        scheduler,
-        bus,
-        HttpHealthProbe(session),
-        JournalctlTail(),
-        health_interval=settings.health_interval,
-        metrics=metrics,
+    memory = load_memory(memory_file)
+    edges = Edges(
+        connect_units=lambda on_event: SystemdBus(loop, on_event),
         memory=memory,
-        fit_gate=settings.fit_gate,
+        memory_readings=lambda: _memory_readings(memory),
+        host_has_gpu=detect_host(settings).gpu,
     )
-    bus.start()
-    await runtime.start()
-    startup.lap("D-Bus and adoption")
-
-    gateway = Gateway(
-        catalogue,
-        runtime,
-        keys,
-        session,
-        settings.max_body_bytes,
-        metrics,
-        loading_progress=settings.loading_progress,
-    )
+    app = build_app(settings, catalogue, keys, edges)
     runner = web.AppRunner(
-        gateway.app(),
+        app,
         handler_cancellation=True,
         access_log=None,
         shutdown_timeout=SHUTDOWN_GRACE,
         max_line_size=HEADER_LIMIT,
         max_field_size=HEADER_LIMIT,
     )
-    await runner.setup()
-    for sock in sockets:
-        await web.SockSite(runner, sock).start()
-
-    stop = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, _reload_keys, keys)
-    notifier.ready()
-    startup.lap("HTTP server")
-    _collect_garbage_from_now_on()
-    log.info(
-        "sparkd ready in %s: %d models, listening on %d socket(s)",
-        startup.summary(),
-        len(catalogue.enabled()),
-        len(sockets),
+    keeper = Housekeeping(
+        app[RUNTIME],
+        app[ENGINES],
+        notifier,
+        memory_file,
+        settings.quiet_exit,
+        lambda: len(runner.server.connections) if runner.server is not None else 0,
+        stop,
     )
 
-    async def housekeeping() -> None:
-        quiet_since = time.monotonic()
-        last_ping = last_sample = 0.0
-        while not stop.is_set():
-            now = time.monotonic()
-            if now - last_sample >= MEMORY_SAMPLE_INTERVAL:
-                last_sample = now
-                with contextlib.suppress(OSError, ValueError):
-                    if runtime.sample_memory():
-                        _save_memory(memory_file, memory)
-            notifier.status(status_line(scheduler, now))
-            if notifier.watchdog_interval and now - last_ping >= notifier.watchdog_interval:
-                notifier.watchdog()
-                last_ping = now
-            gateway.engines.sweep()
-            server = runner.server
-            busy = (
-                scheduler.tenant() is not None
-                or scheduler.queued() > 0
-                or (server is not None and len(server.connections) > 0)
-            )
-            if busy:
-                quiet_since = now
-            elif settings.quiet_exit and now - quiet_since >= settings.quiet_exit:
-                log.info(
-                    "quiet for %.0fs: exiting; the socket starts sparkd again on demand", now - quiet_since
-                )
-                stop.set()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=1.0)
+    async def housekeeping(app: web.Application) -> AsyncIterator[None]:
+        task = loop.create_task(keeper.run())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
-    keeper = loop.create_task(housekeeping())
-    await stop.wait()
-    notifier.stopping()
-    log.info("stopping: no new connections; running answers get %.0fs", SHUTDOWN_GRACE)
-    # Stop accepting first. A connection accepted in the instant before (a
-    # client racing the quiet exit) gets a moment to send its request, so the
-    # shutdown below waits for its answer instead of resetting it; connections
-    # not yet accepted stay in systemd's socket for the next sparkd.
-    for site in list(runner.sites):
-        await site.stop()
-    await asyncio.sleep(ACCEPT_RACE_GRACE)
-    await runner.cleanup()
-    gateway.request_log.flush()
-    keeper.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await keeper
-    await runtime.close()
-    bus.close()
-    gateway.engines.close()
-    await session.close()
+    app.cleanup_ctx.append(housekeeping)
+    try:
+        await runner.setup()  # systemd, adoption, the request path: see sparkd.app
+        startup.lap("D-Bus and adoption")
+        for sock in sockets:
+            await web.SockSite(runner, sock).start()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, _reload_keys, keys)
+        notifier.ready()
+        startup.lap("HTTP server")
+        _collect_garbage_from_now_on()
+        log.info(
+            "sparkd ready in %s: %d models, listening on %d socket(s)",
+            startup.summary(),
+            len(catalogue.enabled()),
+            len(sockets),
+        )
+        await stop.wait()
+        notifier.stopping()
+        log.info("stopping: no new connections; running answers get %.0fs", SHUTDOWN_GRACE)
+        # Stop accepting first. A connection accepted in the instant before (a
+        # client racing the quiet exit) gets a moment to send its request, so the
+        # shutdown below waits for its answer instead of resetting it; connections
+        # not yet accepted stay in systemd's socket for the next sparkd.
+        for site in list(runner.sites):
+            await site.stop()
+        await asyncio.sleep(ACCEPT_RACE_GRACE)
+    finally:
+        await runner.cleanup()  # running answers, then everything set up, in reverse
     log.info("stopped; model units keep running and are adopted by the next start")
     return 0
 
@@ -312,23 +237,6 @@ def _raise_open_files_limit() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def _load_memory(path: Path) -> MemoryBook:
-    try:
-        return MemoryBook.from_json(path.read_text())
-    except (OSError, ValueError):
-        return MemoryBook()
-
-
-def _save_memory(path: Path, memory: MemoryBook) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(memory.to_json())
-        temporary.replace(path)
-    except OSError as error:
-        log.warning("cannot record memory needs in %s: %s", path, error)
 
 
 def _memory_readings(memory: MemoryBook) -> dict[str, float]:

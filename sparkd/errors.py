@@ -1,7 +1,9 @@
-"""Every error a client sees, in OpenAI's envelope: `{"error": {"message", "type", "param", "code"}}`.
+"""Every error a client sees, as `ApiError`, rendered once at the edge in its API family's envelope.
 
-Errors are raised as `ApiError` anywhere in request handling and rendered
-once, here, so no client ever receives a body it cannot parse.
+Handlers raise `ApiError` anywhere; `sparkd.edge` turns it into a response
+in the envelope of the route's family, so no client ever receives a body it
+cannot parse. OpenAI's envelope is `{"error": {"message", "type", "param",
+"code"}}`; a family with another (Anthropic's) adds an `Envelope` here.
 """
 
 from __future__ import annotations
@@ -9,10 +11,11 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from aiohttp import web
 
-_TYPES = {
+_OPENAI_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
     403: "permission_error",
@@ -35,21 +38,36 @@ class ApiError(Exception):
     param: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
 
-    @property
-    def type(self) -> str:
-        return _TYPES.get(self.status, "server_error" if self.status >= 500 else "invalid_request_error")
-
-    def body(self) -> dict[str, object]:
-        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
-
-    def to_json(self) -> bytes:
-        return json.dumps(self.body()).encode()
-
-    def response(self) -> web.Response:
+    def response(self, envelope: Envelope | None = None) -> web.Response:
+        body = (envelope or OPENAI).body(self)
         return web.Response(
-            status=self.status, body=self.to_json(), content_type="application/json", headers=self.headers
+            status=self.status, body=body, content_type="application/json", headers=self.headers
         )
 
-    def sse_event(self) -> bytes:
+    def sse_event(self, envelope: Envelope | None = None) -> bytes:
         """The same error as a server-sent event, for a stream that has already begun."""
-        return b"data: " + self.to_json() + b"\n\n"
+        return (envelope or OPENAI).sse_event(self)
+
+
+class Envelope(Protocol):
+    """How one API family writes an error: as a JSON body, and as an event in a stream."""
+
+    def body(self, error: ApiError) -> bytes: ...
+    def sse_event(self, error: ApiError) -> bytes: ...
+
+
+class OpenAIEnvelope:
+    def document(self, error: ApiError) -> dict[str, object]:
+        kind = _OPENAI_TYPES.get(
+            error.status, "server_error" if error.status >= 500 else "invalid_request_error"
+        )
+        return {"error": {"message": error.message, "type": kind, "param": error.param, "code": error.code}}
+
+    def body(self, error: ApiError) -> bytes:
+        return json.dumps(self.document(error)).encode()
+
+    def sse_event(self, error: ApiError) -> bytes:
+        return b"data: " + self.body(error) + b"\n\n"
+
+
+OPENAI = OpenAIEnvelope()

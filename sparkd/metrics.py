@@ -11,11 +11,13 @@ time, so there is no second copy of that state.
 from __future__ import annotations
 
 import bisect
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sparkd.scheduler import Phase, Scheduler
+from sparkd.lifecycle import Phase
+from sparkd.tenancy import Tenancy
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
@@ -80,7 +82,7 @@ def _bound(value: float) -> str:
 
 
 class Metrics:
-    def __init__(self, scheduler: Scheduler, memory: Callable[[], dict[str, float]]) -> None:
+    def __init__(self, scheduler: Tenancy, memory: Callable[[], dict[str, float]]) -> None:
         self.requests = Counter(
             "sparkd_requests", "Requests answered, by model and HTTP status", ("model", "status")
         )
@@ -148,7 +150,7 @@ class _Families:
         return self._metrics.families()
 
 
-def _present(scheduler: Scheduler, memory: Callable[[], dict[str, float]]) -> Iterator[Metric]:
+def _present(scheduler: Tenancy, memory: Callable[[], dict[str, float]]) -> Iterator[Metric]:
     """Gauges read from the scheduler (and memory readings) when scraped."""
     from prometheus_client.core import GaugeMetricFamily
 
@@ -157,11 +159,11 @@ def _present(scheduler: Scheduler, memory: Callable[[], dict[str, float]]) -> It
     phase = GaugeMetricFamily(
         "sparkd_model_phase", "1 for the phase each model is in", labels=["model", "phase"]
     )
-    for model_id, state in scheduler.states.items():
-        queued.add_metric([model_id], scheduler.queued(model_id))
-        running.add_metric([model_id], len(state.in_flight))
+    for view in scheduler.views(time.monotonic()):
+        queued.add_metric([view.id], view.queued)
+        running.add_metric([view.id], view.in_flight)
         for candidate in Phase:
-            phase.add_metric([model_id, candidate.value], 1.0 if state.phase is candidate else 0.0)
+            phase.add_metric([view.id, candidate.value], 1.0 if view.phase is candidate else 0.0)
     yield queued
     yield running
     yield phase

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sparkd import names
 from sparkd.catalogue import Engine, Model
 from sparkd.duration import format_seconds
 
@@ -147,7 +148,7 @@ def render_container(model: Model, host: HostFacts) -> str:
     unit.add("Unit", "StartLimitBurst", "3")
 
     c = "Container"
-    unit.add(c, "ContainerName", f"sparkd-{model.id}")
+    unit.add(c, "ContainerName", names.container(model.id))
     unit.add(c, "Image", model.image)
     unit.add(c, "Label", f"{MODEL_LABEL}={model.id}")
     unit.add(c, "Network", "host")

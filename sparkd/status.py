@@ -7,12 +7,13 @@ from typing import Any
 
 from sparkd import __version__
 from sparkd.catalogue import Catalogue
+from sparkd.lifecycle import Phase
 from sparkd.memory import MemoryBook
-from sparkd.scheduler import Phase, Scheduler
+from sparkd.tenancy import Tenancy
 
 
 def snapshot(
-    scheduler: Scheduler,
+    scheduler: Tenancy,
     catalogue: Catalogue,
     now: float,
     started_at: float,
@@ -22,32 +23,22 @@ def snapshot(
 ) -> dict[str, Any]:
     models = []
     for model in catalogue.enabled():
-        state = scheduler.states[model.id]
-        idle_for = now - state.last_done if state.last_done is not None and not state.in_flight else None
-        policy = scheduler.policies[model.id]
-        idle_stop_in = (
-            max(0.0, scheduler.idle_deadline(model.id, now) - now)
-            if state.phase is Phase.READY
-            and not state.in_flight
-            and policy.idle_timeout > 0
-            and not policy.keep_warm
-            else None
-        )
+        view = scheduler.view(model.id, now)
         current, peak = unit_memory.get(model.id, (None, None))
         models.append(
             {
                 "id": model.id,
                 "role": model.role.value,
                 "status": model.status.value,
-                "phase": state.phase.value,
+                "phase": view.phase.value,
                 "unit": model.unit_name,
-                "since_seconds": round(now - state.since, 1) if state.phase is not Phase.STOPPED else None,
-                "in_flight": len(state.in_flight),
-                "queued": scheduler.queued(model.id),
-                "idle_seconds": round(idle_for, 1) if idle_for is not None else None,
-                "idle_stop_in_seconds": round(idle_stop_in, 1) if idle_stop_in is not None else None,
-                "start_estimate_seconds": round(scheduler.start_estimate(model.id), 1),
-                "last_failure": state.last_failure,
+                "since_seconds": round(now - view.since, 1) if view.phase is not Phase.STOPPED else None,
+                "in_flight": view.in_flight,
+                "queued": view.queued,
+                "idle_seconds": _rounded(view.idle_seconds),
+                "idle_stop_in_seconds": _rounded(view.idle_stop_in),
+                "start_estimate_seconds": round(view.start_estimate, 1),
+                "last_failure": view.last_failure,
                 "memory_bytes": current,
                 "memory_peak_bytes": peak,
                 "observed_need_bytes": memory.peaks.get(model.id),
@@ -63,3 +54,7 @@ def snapshot(
         },
         "models": models,
     }
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return round(seconds, 1) if seconds is not None else None

@@ -4,7 +4,9 @@ pystemd is blocking and an sd-bus connection belongs to one thread at a time,
 so one dedicated thread owns one connection (`SystemdBus`). The event loop
 hands it commands and gets results back as futures; the unit-state and job
 signals it receives are handed to the loop with `call_soon_threadsafe`.
-sparkd never polls systemd.
+Unit states come from those signals, never from polling; the one wait that
+reads back is re-arming an idle timer, which must outlast the old transient
+unit's unloading (see `_disarm`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import logging
 import os
 import queue
 import select
-import shlex
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from typing import Any, TypeVar
 from pystemd.dbuslib import DBus, apply_signature, path_decode, path_encode
 from pystemd.systemd1 import Manager
 from pystemd.systemd1.unit_signatures import KNOWN_UNIT_SIGNATURES
+
+from sparkd import names
 
 # pystemd encodes transient-unit properties from this table; it lacks the
 # timer's accuracy, without which systemd may fire up to a minute late.
@@ -36,26 +39,6 @@ DEST = b"org.freedesktop.systemd1"
 MANAGER_PATH = b"/org/freedesktop/systemd1"
 MANAGER_IFACE = b"org.freedesktop.systemd1.Manager"
 UNIT_PREFIX = b"/org/freedesktop/systemd1/unit"
-MODEL_UNIT_PREFIX = "sparkd-"
-IDLE_PREFIX = "sparkd-idle-"
-
-
-def model_unit(model_id: str) -> str:
-    return f"{MODEL_UNIT_PREFIX}{model_id}.service"
-
-
-def idle_timer(model_id: str) -> str:
-    return f"{IDLE_PREFIX}{model_id}.timer"
-
-
-def idle_command(model_id: str) -> bytes:
-    """What an idle timer runs: nothing while sparkd runs (it decides), the model's stop when it does not."""
-    unit = shlex.quote(model_unit(model_id))
-    return f"systemctl is-active --quiet sparkd.service || exec systemctl --no-block stop {unit}".encode()
-
-
-def idle_service(model_id: str) -> str:
-    return f"{IDLE_PREFIX}{model_id}.service"
 
 
 def daemon_reload() -> None:
@@ -154,7 +137,7 @@ class SystemdBus:
 
     async def arm_idle_timer(self, model_id: str, seconds: float) -> None:
         """A transient timer (visible in `systemctl list-timers`) whose firing sparkd hears as a job."""
-        timer, service = idle_timer(model_id), idle_service(model_id)
+        timer, service = names.idle_timer(model_id), names.idle_service(model_id)
 
         def arm(bus: DBus) -> None:
             _disarm(bus, timer, service)
@@ -179,7 +162,9 @@ class SystemdBus:
                             # so a timer that races a new request cannot cut it off.
                             # With sparkd not running (stopped by hand, failed), no
                             # request can reach the model either: the timer stops it.
-                            b"ExecStart": [(b"/bin/sh", [b"/bin/sh", b"-c", idle_command(model_id)], False)],
+                            b"ExecStart": [
+                                (b"/bin/sh", [b"/bin/sh", b"-c", names.idle_command(model_id)], False)
+                            ],
                         },
                     )
                 ],
@@ -188,7 +173,7 @@ class SystemdBus:
         await self.call(arm)
 
     async def disarm_idle_timer(self, model_id: str) -> None:
-        await self.call(lambda bus: _disarm(bus, idle_timer(model_id), idle_service(model_id)))
+        await self.call(lambda bus: _disarm(bus, names.idle_timer(model_id), names.idle_service(model_id)))
 
     async def unit_memory(self, unit: str) -> tuple[int | None, int | None]:
         """The unit's cgroup memory now and at its peak (MemoryPeak needs systemd 256; None before)."""
@@ -272,7 +257,7 @@ class SystemdBus:
         if interface != b"org.freedesktop.systemd1.Unit" or b"ActiveState" not in changed:
             return
         unit = _unit_from_path(path)
-        if not unit.startswith(MODEL_UNIT_PREFIX):
+        if not names.is_sparkd_unit(unit):
             return
         active = _text(changed[b"ActiveState"])
         sub = _text(changed.get(b"SubState", b""))
@@ -286,7 +271,7 @@ class SystemdBus:
         msg.process_reply(True)
         _id, job, unit, result = msg.body
         name = _text(unit)
-        if name.startswith(MODEL_UNIT_PREFIX):
+        if names.is_sparkd_unit(name):
             self._post(JobDone(_text(job), name, _text(result)))
 
     def _post(self, event: BusEvent) -> None:

@@ -16,14 +16,15 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from sparkd.app import Edges, build_app
+from sparkd.appstate import RUNTIME
 from sparkd.auth import KeyRing
 from sparkd.catalogue import Catalogue, load_catalogue
+from sparkd.edge import HEADER_LIMIT
 from sparkd.memory import MemoryBook
-from sparkd.metrics import Metrics
-from sparkd.proxy import HEADER_LIMIT, Gateway
-from sparkd.runtime import HttpHealthProbe, Runtime
-from sparkd.scheduler import Policy, Scheduler
-from sparkd.systemd import JobDone, UnitChanged
+from sparkd.runtime import Runtime
+from sparkd.settings import Settings
+from sparkd.systemd import BusEvent, JobDone, UnitChanged
 from tests.fake_engine import make_app
 
 KEY = "test-key-0123456789abcdef"
@@ -34,7 +35,7 @@ OTHER_KEY = "other-key-0123456789abcdef"
 class FakeUnits:
     """systemd as the runtime sees it: calls in, signals out (on the next loop turn)."""
 
-    runtime: Runtime | None = None
+    on_event: Callable[[BusEvent], None] | None = None
     started: list[str] = field(default_factory=list)
     stopped: list[str] = field(default_factory=list)
     reset: list[str] = field(default_factory=list)  # units whose failures and start count were forgotten
@@ -46,9 +47,15 @@ class FakeUnits:
     _pending: dict[str, str] = field(default_factory=dict)
     _jobs: itertools.count[int] = field(default_factory=itertools.count)
 
+    def start(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
     def _signal(self, event: JobDone | UnitChanged) -> None:
-        assert self.runtime is not None
-        asyncio.get_running_loop().call_soon(self.runtime.on_bus_event, event)
+        assert self.on_event is not None
+        asyncio.get_running_loop().call_soon(self.on_event, event)
 
     async def start_unit(self, unit: str) -> str:
         job = f"/job/{next(self._jobs)}"
@@ -153,14 +160,13 @@ async def gateway(
     engines: dict[str, web.Application] = {}
     ports: dict[str, int] = {}
     for model_id in ("alpha", "beta", "helper"):
-        app = make_app(model_id, **(engine_options or {}).get(model_id, {}))  # type: ignore[arg-type]
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        runners[model_id] = runner
-        engines[model_id] = app
-        ports[model_id] = runner.addresses[0][1]
+        engine = make_app(model_id, **(engine_options or {}).get(model_id, {}))  # type: ignore[arg-type]
+        engine_runner = web.AppRunner(engine)
+        await engine_runner.setup()
+        await web.TCPSite(engine_runner, "127.0.0.1", 0).start()
+        runners[model_id] = engine_runner
+        engines[model_id] = engine
+        ports[model_id] = engine_runner.addresses[0][1]
     shipped = tmp_path / "catalogue"
     shipped.mkdir(exist_ok=True)
     (shipped / "test.toml").write_text(catalogue_text(ports))
@@ -169,29 +175,27 @@ async def gateway(
     keys_file.write_text(f"me:{KEY}\nother:{OTHER_KEY}\n")
     keys = KeyRing(keys_file)
     keys.load()
-    session = aiohttp.ClientSession(auto_decompress=False)
-    scheduler = Scheduler(
-        {m.id: Policy.of(m) for m in catalogue.enabled()},
+    settings = Settings(
         queue_cap=queue_cap,
-        refuse_when_busy=busy_policy == "refuse",
+        busy_policy=busy_policy,  # type: ignore[arg-type]
+        fit_gate=fit_gate,
+        max_body_bytes=max_body,
+        health_interval=0.02,
     )
     units = FakeUnits()
-    metrics = Metrics(scheduler, lambda: {"available": 1.0})
-    runtime = Runtime(
-        catalogue,
-        scheduler,
-        units,
-        HttpHealthProbe(session),
-        NoJournal(),
-        health_interval=0.02,
-        metrics=metrics,
-        fit_gate=fit_gate,
-        memory=MemoryBook(memory_peaks),
+
+    def connect(on_event: Callable[[BusEvent], None]) -> FakeUnits:
+        units.on_event = on_event
+        return units
+
+    edges = Edges(
+        connect_units=connect,
+        journal=NoJournal(),
         read_memory=lambda: 64 * 2**30,
+        memory=MemoryBook(memory_peaks),
+        memory_readings=lambda: {"available": 1.0},
     )
-    units.runtime = runtime
-    await runtime.start()
-    app = Gateway(catalogue, runtime, keys, session, max_body, metrics).app()
+    app = build_app(settings, catalogue, keys, edges)
     runner = web.AppRunner(
         app,
         handler_cancellation=True,
@@ -200,16 +204,13 @@ async def gateway(
         max_field_size=HEADER_LIMIT,
     )
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
     client = aiohttp.ClientSession()
     try:
-        yield Bed(f"http://127.0.0.1:{port}", units, engines, runners, runtime, catalogue, client)
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        yield Bed(url, units, engines, runners, app[RUNTIME], catalogue, client)
     finally:
         await client.close()
         await runner.cleanup()
-        await runtime.close()
-        await session.close()
         for engine_runner in runners.values():
             await engine_runner.cleanup()

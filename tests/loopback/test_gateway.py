@@ -414,7 +414,7 @@ class TestEnginesFailing:
                     break
                 await asyncio.sleep(0.02)
             assert bed.engines["alpha"][RECEIVED].cancelled == 1
-            assert bed.runtime.scheduler.states["alpha"].in_flight == set()
+            assert bed.runtime.scheduler.view("alpha", 0).in_flight == 0
 
         run(tmp_path, scenario, engine_options={"alpha": {"interval": 0.2, "chunks": 20}})
 
@@ -515,7 +515,7 @@ class TestOperatorRoutes:
             async with bed.session.post(bed.url + "/sparkd/models/alpha/stop", headers=bed.headers()) as r:
                 assert r.status == 202
             await asyncio.sleep(0.05)
-            assert bed.runtime.scheduler.states["alpha"].phase.value == "stopped"  # not wedged in stopping
+            assert bed.runtime.scheduler.phase("alpha").value == "stopped"  # not wedged in stopping
             bed.units.slow_start.clear()
             status, _, _ = await post(bed, "/v1/chat/completions", CHAT)
             assert status == 200
@@ -531,7 +531,7 @@ class TestOperatorRoutes:
 
             await control("/sparkd/models/alpha/start")
             for _ in range(100):
-                if bed.runtime.scheduler.states["alpha"].phase.value == "ready":
+                if bed.runtime.scheduler.phase("alpha").value == "ready":
                     break
                 await asyncio.sleep(0.02)
             await control("/sparkd/models/alpha/keep-warm?for=2h")

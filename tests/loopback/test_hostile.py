@@ -273,4 +273,4 @@ def test_sparkd_still_serves_after_all_of_it(live: Live) -> None:
     status, _, answer = raw(live, http("POST", "/v1/chat/completions", body, AUTH))
     assert status == 200, answer
     assert live.bed.runtime.scheduler.queued() == 0
-    assert all(not s.in_flight for s in live.bed.runtime.scheduler.states.values())
+    assert all(view.in_flight == 0 for view in live.bed.runtime.scheduler.views(0))

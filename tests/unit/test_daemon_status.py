@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 from sparkd.catalogue import Role
-from sparkd.daemon import status_line
-from sparkd.scheduler import Policy, Scheduler
+from sparkd.describe import status_line
+from sparkd.lifecycle import Policy
+from sparkd.scheduler import Scheduler
 
 
 def test_the_status_line_says_what_runs_and_when_it_stops() -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from prometheus_client.parser import text_string_to_metric_families
 
 from sparkd.catalogue import Role
+from sparkd.lifecycle import Policy
 from sparkd.metrics import Metrics
-from sparkd.scheduler import Policy, Scheduler
+from sparkd.scheduler import Scheduler
 
 
 def scrape(metrics: Metrics) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:

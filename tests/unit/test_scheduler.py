@@ -6,22 +6,24 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sparkd.catalogue import Role
-from sparkd.scheduler import (
+from sparkd.effects import (
     AbortInFlight,
     ArmIdleTimer,
     AwaitHealthy,
+    DiagnoseFailedStart,
     DisarmIdleTimer,
     Effect,
     Grant,
-    Phase,
-    Policy,
+    Ready,
     Reject,
-    Scheduler,
     StartUnit,
     StopUnit,
+    SubmitStart,
     WakeAfter,
     WatchDeadline,
 )
+from sparkd.lifecycle import Phase, Policy
+from sparkd.scheduler import Scheduler
 
 A, B, U, X = "a", "b", "util", "excl"
 
@@ -44,6 +46,16 @@ def kinds(effects: list[Effect]) -> list[Effect]:
     return [e for e in effects if not isinstance(e, WatchDeadline)]
 
 
+def probing(s: Scheduler, model: str, now: float) -> None:
+    """Take a model's start through memory and its start job, as systemd would: its engine is probed."""
+    attempt = s.states[model].start_attempt
+    assert s.on_start_memory(model, attempt, 100 * 2**30, None, now) == [
+        SubmitStart(model, attempt, 100 * 2**30)
+    ]
+    assert s.on_start_job(model, attempt, "/job/1", now) == []
+    assert s.on_job_done(model, "/job/1", "done", now) == [AwaitHealthy(model)]
+
+
 def ready(s: Scheduler, model: str, now: float = 0.0) -> list[Effect]:
     """Bring `model` from stopped to ready through the events systemd would send."""
     s.on_manual_start(model, now)
@@ -55,7 +67,7 @@ class TestColdStart:
         s = scheduler()
         effects = s.on_request(1, A, now=0)
         assert effects == [WatchDeadline(1, 100 + 600), StartUnit(A)]
-        assert s.on_ready(A, now=30) == [Grant(1, A, waited=30, cold=True)]
+        assert s.on_ready(A, now=30) == [Ready(A, 30), Grant(1, A, waited=30, cold=True)]
 
     def test_concurrent_requests_join_one_start(self) -> None:
         s = scheduler()
@@ -63,6 +75,7 @@ class TestColdStart:
         assert kinds(s.on_request(2, A, now=1)) == []
         assert kinds(s.on_request(3, A, now=2)) == []
         assert s.on_ready(A, now=30) == [
+            Ready(A, 30),
             Grant(1, A, waited=30, cold=True),
             Grant(2, A, waited=29, cold=True),
             Grant(3, A, waited=28, cold=True),
@@ -83,7 +96,11 @@ class TestColdStart:
     def test_an_engine_that_never_turns_healthy_is_stopped_and_its_waiters_told(self) -> None:
         s = scheduler()
         s.on_request(1, A, now=0)
-        effects = s.on_start_failed(A, "no healthy answer within 100s", now=100, unit_up=True)
+        probing(s, A, now=1)
+        assert s.on_health_timeout(A, 100, "/health", now=101) == [
+            DiagnoseFailedStart(A, "no healthy answer from /health within 100s", unit_up=True)
+        ]
+        effects = s.on_start_failed(A, "no healthy answer from /health within 100s", now=102, unit_up=True)
         assert [e.code for e in effects if isinstance(e, Reject)] == ["model_start_failed"]
         assert StopUnit(A, "unhealthy") in effects
         assert s.states[A].phase is Phase.STOPPING
@@ -104,7 +121,7 @@ class TestTheHotPath:
 
     def test_the_idle_timer_is_armed_once_not_per_request(self) -> None:
         s = scheduler()
-        assert ready(s, A, now=0) == [ArmIdleTimer(A, 1200)]
+        assert ready(s, A, now=0) == [Ready(A, 0), ArmIdleTimer(A, 1200)]
         s.on_request(1, A, now=100)
         s.on_request(2, A, now=100)
         assert s.on_finished(1, now=110) == []
@@ -120,7 +137,7 @@ class TestTheHotPath:
 
     def test_a_young_model_is_kept_at_least_its_minimum_uptime(self) -> None:
         s = Scheduler({A: Policy(Role.MAIN, idle_timeout=5, min_uptime=30, start_timeout=100)})
-        assert ready(s, A, now=0) == [ArmIdleTimer(A, 30)]
+        assert ready(s, A, now=0) == [Ready(A, 0), ArmIdleTimer(A, 30)]
         s.on_request(1, A, now=1)
         assert s.on_finished(1, now=10) == []
         assert s.on_idle_expired(A, now=30) == [StopUnit(A, "idle")]
@@ -152,7 +169,7 @@ class TestIdleStop:
         s.on_idle_expired(A, now=1200)
         assert kinds(s.on_request(1, A, now=1201)) == []
         assert s.on_stopped(A, now=1202) == [StartUnit(A)]
-        assert s.on_ready(A, now=1230) == [Grant(1, A, waited=29, cold=True)]
+        assert s.on_ready(A, now=1230) == [Ready(A, 28), Grant(1, A, waited=29, cold=True)]
 
 
 class TestManualControl:
@@ -183,7 +200,7 @@ class TestKeepWarm:
     def test_a_pinned_model_starts_and_outlasts_its_idle_timeout(self) -> None:
         s = scheduler()
         assert s.on_keep_warm(A, 3600, now=0) == [StartUnit(A)]
-        assert s.on_ready(A, now=10) == [ArmIdleTimer(A, 3590)]
+        assert s.on_ready(A, now=10) == [Ready(A, 10), ArmIdleTimer(A, 3590)]
         assert s.on_idle_expired(A, now=1210) == [ArmIdleTimer(A, 2390)]
         assert s.on_idle_expired(A, now=3600) == [StopUnit(A, "idle")]
 
@@ -194,7 +211,7 @@ class TestSingleTenancy:
         ready(s, A)
         assert kinds(s.on_request(1, B, now=50)) == [DisarmIdleTimer(A), StopUnit(A, "swap")]
         assert s.on_stopped(A, now=55) == [StartUnit(B)]
-        assert s.on_ready(B, now=80) == [Grant(1, B, waited=30, cold=True)]
+        assert s.on_ready(B, now=80) == [Ready(B, 25), Grant(1, B, waited=30, cold=True)]
 
     def test_a_busy_tenant_is_never_evicted(self) -> None:
         s = scheduler()
@@ -216,7 +233,7 @@ class TestSingleTenancy:
         ]
         s.on_finished(2, now=50)
         assert s.on_stopped(B, now=51) == [StartUnit(A)]
-        assert s.on_ready(A, now=70) == [Grant(3, A, waited=58, cold=True)]
+        assert s.on_ready(A, now=70) == [Ready(A, 19), Grant(3, A, waited=58, cold=True)]
 
     def test_an_exclusive_model_waits_for_the_utility_to_be_gone(self) -> None:
         s = scheduler()
@@ -228,7 +245,7 @@ class TestSingleTenancy:
         s = scheduler()
         ready(s, A)
         assert kinds(s.on_request(1, U, now=5)) == [StartUnit(U)]
-        assert s.on_ready(U, now=10) == [Grant(1, U, waited=5, cold=True)]
+        assert s.on_ready(U, now=10) == [Ready(U, 5), Grant(1, U, waited=5, cold=True)]
         assert s.tenant() == A
 
 
@@ -279,7 +296,7 @@ class TestUnitsLeavingOnTheirOwn:
         assert s.queue[0].request == 1  # first in line: it asked before anyone now waiting
         s.on_finished(2, now=2)
         assert kinds(s.on_stopped(A, now=3)) == [StartUnit(A)]
-        assert s.on_ready(A, now=10) == [Grant(1, A, waited=8, cold=True)]
+        assert s.on_ready(A, now=10) == [Ready(A, 7), Grant(1, A, waited=8, cold=True)]
 
     def test_a_second_request_finding_the_engine_gone_only_joins_the_queue(self) -> None:
         s = scheduler()
@@ -327,7 +344,7 @@ class TestTheUtility:
     def test_keep_warm_starts_it_and_an_exclusive_model_sends_it_away_and_back(self) -> None:
         s = scheduler(keep_warm=True)
         assert s.on_wake(now=0) == [StartUnit(U)]
-        assert s.on_ready(U, now=5) == []  # kept warm: no idle timer
+        assert s.on_ready(U, now=5) == [Ready(U, 5)]  # kept warm: no idle timer
         assert kinds(s.on_request(1, X, now=10)) == [StopUnit(U, "exclusive")]
         assert s.on_stopped(U, now=12) == [StartUnit(X)]
         s.on_ready(X, now=60)
@@ -414,7 +431,7 @@ class TestRestartAdoption:
     def test_active_units_are_adopted_and_probed(self) -> None:
         s = scheduler()
         assert s.adopt([A, U], now=0) == [AwaitHealthy(A), AwaitHealthy(U)]
-        assert s.on_ready(A, now=1) == [ArmIdleTimer(A, 1200)]
+        assert s.on_ready(A, now=1) == [Ready(A, None), ArmIdleTimer(A, 1200)]
 
     def test_a_second_active_main_model_is_stopped_not_adopted(self) -> None:
         s = scheduler()
@@ -436,6 +453,7 @@ EVENTS = st.lists(
         st.tuples(st.just("manual"), st.sampled_from([A, B, U, X])),
         st.tuples(st.just("leaving"), st.sampled_from([A, B, U, X])),
         st.tuples(st.just("unreachable"), st.integers(0, 30)),
+        st.tuples(st.just("memory"), st.sampled_from([A, B, U, X])),
     ),
     max_size=60,
 )
@@ -444,12 +462,19 @@ EVENTS = st.lists(
 @settings(max_examples=400, deadline=None)
 @given(EVENTS, st.booleans())
 def test_never_two_tenants_whatever_happens(events: list[tuple[str, object]], keep_warm: bool) -> None:
-    """Any sequence of events: a main model's unit starts only when no other main unit is up."""
+    """Any sequence of events: a main model's unit starts only when no other main unit is up.
+
+    A unit is up from the moment systemd is asked to start it (SubmitStart,
+    after its memory was measured) until it is reported stopped or failed.
+    """
     s = scheduler(keep_warm=keep_warm)
     units_up: set[str] = set()  # what systemd would have: started and not yet reported stopped
     next_request = 0
     for now, (kind, arg) in enumerate(events):
-        if kind == "request":
+        if kind == "memory":
+            model = str(arg)
+            effects = s.on_start_memory(model, s.states[model].start_attempt, 2**40, None, now)
+        elif kind == "request":
             effects = s.on_request(next_request, str(arg), now)
             next_request += 1
         elif kind == "ready":
@@ -478,7 +503,7 @@ def test_never_two_tenants_whatever_happens(events: list[tuple[str, object]], ke
         else:
             effects = s.on_wake(now)
         for effect in effects:
-            if isinstance(effect, StartUnit):
+            if isinstance(effect, SubmitStart):
                 if effect.model != U:
                     others = units_up - {U, effect.model}
                     assert not others, f"started {effect.model} while {others} still up"

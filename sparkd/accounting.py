@@ -1,0 +1,57 @@
+"""After each answer: one metrics update and one structured journal entry.
+
+Called once the answer is on its way (`call_soon`), so neither is part of
+the client's wait.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sparkd.effects import Grant
+from sparkd.logs import RequestLog
+from sparkd.metrics import Metrics
+
+CLIENT_CLOSED = 499  # logged when the client hung up before the answer was complete
+
+
+@dataclass
+class Outcome:
+    """How one request went, filled in as it goes."""
+
+    request_id: str
+    model: str
+    endpoint: str
+    started: float
+    key: str | None
+    status: int = 0
+    first_byte: float | None = None
+    sent: int = 0
+    grant: Grant | None = None
+
+
+@dataclass
+class Accounting:
+    metrics: Metrics
+    request_log: RequestLog
+
+    def record(self, outcome: Outcome, finished: float) -> None:
+        started, first_byte, grant = outcome.started, outcome.first_byte, outcome.grant
+        waited = grant.waited if grant else finished - started
+        ttfb = first_byte - started if first_byte else None
+        self.metrics.request_done(outcome.model, outcome.status, finished - started, ttfb, waited)
+        self.request_log.write(
+            f"{outcome.request_id} {outcome.model} {outcome.endpoint} {outcome.status}",
+            {
+                "request_id": outcome.request_id,
+                "model": outcome.model,
+                "endpoint": outcome.endpoint,
+                "status": outcome.status,
+                "duration_ms": round((finished - started) * 1000, 1),
+                "ttfb_ms": round(ttfb * 1000, 1) if ttfb is not None else None,
+                "queue_ms": round(waited * 1000, 1),
+                "cold_start": "yes" if grant and grant.cold else "no",
+                "bytes": outcome.sent,
+                "key": outcome.key,
+            },
+        )

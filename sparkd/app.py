@@ -1,0 +1,126 @@
+"""The application factory: sparkd's aiohttp app, built from its configuration and its edges.
+
+`build_app` makes every long-lived piece (HTTP session, D-Bus thread,
+runtime, engine pool, request log) and ties each one's start and stop to
+the app's `cleanup_ctx`, in order: a failure at any step of start-up stops
+what had started, and shutdown runs in reverse. The daemon and the loopback
+tests build the same app; they differ only in `Edges` (the real systemd or
+a fake one).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import aiohttp
+from aiohttp import web
+
+from sparkd.accounting import Accounting
+from sparkd.api import admin, openai
+from sparkd.appstate import CATALOGUE, ENGINES, FORWARDER, METRICS, RUNTIME, SETTINGS, STARTED_AT
+from sparkd.auth import KeyRing
+from sparkd.catalogue import Catalogue
+from sparkd.edge import Edge
+from sparkd.forward import Forwarder
+from sparkd.journal import JournalctlTail
+from sparkd.lifecycle import Policy
+from sparkd.logs import RequestLog
+from sparkd.memory import MemoryBook, mem_available
+from sparkd.metrics import Metrics
+from sparkd.relay import Relay
+from sparkd.runtime import HttpHealthProbe, JournalTail, Runtime, UnitControl
+from sparkd.scheduler import Scheduler
+from sparkd.settings import Settings
+from sparkd.systemd import BusEvent
+from sparkd.upstream import EnginePool
+
+
+class Bus(UnitControl, Protocol):
+    """systemd as the app uses it: started with the app, closed after it."""
+
+    def start(self) -> None: ...
+    def close(self) -> None: ...
+
+
+@dataclass
+class Edges:
+    """The outside world the app talks to; the daemon's real one, or the tests' fakes."""
+
+    connect_units: Callable[[Callable[[BusEvent], None]], Bus]  # called with where its events go
+    journal: JournalTail = field(default_factory=JournalctlTail)
+    read_memory: Callable[[], int] = mem_available
+    memory: MemoryBook = field(default_factory=MemoryBook)  # each model's recorded need
+    memory_readings: Callable[[], dict[str, float]] | None = None  # for /metrics; None: none
+    host_has_gpu: bool = True
+
+
+def build_app(settings: Settings, catalogue: Catalogue, keys: KeyRing, edges: Edges) -> web.Application:
+    """The whole app, not yet started (call inside the running event loop)."""
+    scheduler = Scheduler(
+        {m.id: Policy.of(m, edges.host_has_gpu) for m in catalogue.enabled()},
+        queue_cap=settings.queue_cap,
+        wait_margin=settings.wait_margin,
+        refuse_when_busy=settings.busy_policy == "refuse",
+        fit_gate=settings.fit_gate,
+    )
+    metrics = Metrics(scheduler, edges.memory_readings or dict)
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
+        timeout=aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10),
+        auto_decompress=False,
+    )
+    # The bus hands events to the runtime, which acts through the bus.
+    bus = edges.connect_units(lambda event: runtime.on_bus_event(event))  # noqa: PLW0108 - runtime comes next
+    runtime = Runtime(
+        catalogue,
+        scheduler,
+        bus,
+        HttpHealthProbe(session),
+        edges.journal,
+        health_interval=settings.health_interval,
+        read_memory=edges.read_memory,
+        metrics=metrics,
+        memory=edges.memory,
+    )
+    engines = EnginePool()
+    request_log = RequestLog()
+    forwarder = Forwarder(
+        runtime,
+        Relay(engines, runtime.tickets),
+        Accounting(metrics, request_log),
+        session,
+        loading_progress=settings.loading_progress,
+    )
+
+    edge = Edge(keys, settings.max_body_bytes)
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[edge.middleware])
+    app.on_response_prepare.append(edge.on_prepare)
+    app[SETTINGS], app[CATALOGUE], app[RUNTIME], app[METRICS] = settings, catalogue, runtime, metrics
+    app[ENGINES], app[FORWARDER], app[STARTED_AT] = engines, forwarder, time.monotonic()
+
+    async def http_session(app: web.Application) -> AsyncIterator[None]:
+        yield
+        await session.close()
+
+    async def systemd(app: web.Application) -> AsyncIterator[None]:
+        try:
+            bus.start()
+            await runtime.start()
+            yield
+        finally:
+            await runtime.close()
+            bus.close()
+
+    async def request_path(app: web.Application) -> AsyncIterator[None]:
+        yield
+        request_log.flush()
+        engines.close()
+
+    app.cleanup_ctx.extend([http_session, systemd, request_path])
+    openai.add_routes(app)
+    admin.add_routes(app)
+    admin.add_fallback(app)
+    return app

@@ -1,0 +1,20 @@
+"""What the application holds, by typed key: each long-lived piece of the daemon, set up in `sparkd.app`."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from sparkd.catalogue import Catalogue
+from sparkd.forward import Forwarder
+from sparkd.metrics import Metrics
+from sparkd.runtime import Runtime
+from sparkd.settings import Settings
+from sparkd.upstream import EnginePool
+
+SETTINGS = web.AppKey("settings", Settings)
+CATALOGUE = web.AppKey("catalogue", Catalogue)
+RUNTIME = web.AppKey("runtime", Runtime)
+METRICS = web.AppKey("metrics", Metrics)
+ENGINES = web.AppKey("engines", EnginePool)
+FORWARDER = web.AppKey("forwarder", Forwarder)
+STARTED_AT = web.AppKey("started_at", float)  # monotonic time the app started

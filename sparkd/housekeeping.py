@@ -1,0 +1,81 @@
+"""Once a second while sparkd serves: memory samples, STATUS= and watchdog, idle connections, quiet exit."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sparkd.activation import Notifier
+from sparkd.describe import status_line
+from sparkd.memory import MemoryBook
+from sparkd.runtime import Runtime
+from sparkd.upstream import EnginePool
+
+log = logging.getLogger("sparkd.housekeeping")
+MEMORY_SAMPLE_INTERVAL = 5.0  # seconds between readings of available memory
+TICK = 1.0  # seconds
+
+
+@dataclass
+class Housekeeping:
+    runtime: Runtime
+    engines: EnginePool
+    notifier: Notifier
+    memory_file: Path
+    quiet_exit: float  # seconds with nothing to do before sparkd exits; 0: never
+    connections: Callable[[], int]  # open client connections
+    stop: asyncio.Event  # set to stop sparkd (the quiet exit sets it too)
+    clock: Callable[[], float] = time.monotonic
+    _quiet_since: float = field(default=0.0, init=False)
+    _last_ping: float = field(default=0.0, init=False)
+    _last_sample: float = field(default=0.0, init=False)
+
+    async def run(self) -> None:
+        self._quiet_since = self.clock()
+        while not self.stop.is_set():
+            self.tick(self.clock())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), timeout=TICK)
+
+    def tick(self, now: float) -> None:
+        if now - self._last_sample >= MEMORY_SAMPLE_INTERVAL:
+            self._last_sample = now
+            with contextlib.suppress(OSError, ValueError):
+                if self.runtime.sample_memory():
+                    save_memory(self.memory_file, self.runtime.memory)
+        scheduler = self.runtime.scheduler
+        self.notifier.status(status_line(scheduler, now))
+        interval = self.notifier.watchdog_interval
+        if interval and now - self._last_ping >= interval:
+            self.notifier.watchdog()
+            self._last_ping = now
+        self.engines.sweep()
+        if scheduler.tenant() is not None or scheduler.queued() > 0 or self.connections() > 0:
+            self._quiet_since = now
+        elif self.quiet_exit and now - self._quiet_since >= self.quiet_exit:
+            log.info(
+                "quiet for %.0fs: exiting; the socket starts sparkd again on demand", now - self._quiet_since
+            )
+            self.stop.set()
+
+
+def load_memory(path: Path) -> MemoryBook:
+    try:
+        return MemoryBook.from_json(path.read_text())
+    except (OSError, ValueError):
+        return MemoryBook()
+
+
+def save_memory(path: Path, memory: MemoryBook) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(memory.to_json())
+        temporary.replace(path)
+    except OSError as error:
+        log.warning("cannot record memory needs in %s: %s", path, error)

@@ -1,0 +1,79 @@
+"""The names sparkd gives things in systemd and podman, and the journalctl line that reads them.
+
+Every model `<id>` has a Quadlet file `sparkd-<id>.container`, which the
+generator turns into `sparkd-<id>.service` running container `sparkd-<id>`;
+its idle timer is the transient `sparkd-idle-<id>.timer` with its oneshot
+`sparkd-idle-<id>.service`. Written here once and parsed back here, so no
+other module knows the pattern.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+DAEMON_UNIT = "sparkd.service"
+PREFIX = "sparkd-"
+IDLE_PREFIX = "sparkd-idle-"
+MODEL_UNITS = "sparkd-*.service"  # a pattern for ListUnitsByPatterns and journalctl -u
+
+
+def model_unit(model_id: str) -> str:
+    return f"{PREFIX}{model_id}.service"
+
+
+def quadlet_file(model_id: str) -> str:
+    return f"{PREFIX}{model_id}.container"
+
+
+def container(model_id: str) -> str:
+    return f"{PREFIX}{model_id}"
+
+
+def idle_timer(model_id: str) -> str:
+    return f"{IDLE_PREFIX}{model_id}.timer"
+
+
+def idle_service(model_id: str) -> str:
+    return f"{IDLE_PREFIX}{model_id}.service"
+
+
+def is_sparkd_unit(unit: str) -> bool:
+    """Any unit sparkd made or watches (models and idle timers)."""
+    return unit.startswith(PREFIX)
+
+
+def model_of(unit: str) -> str | None:
+    """The model a `sparkd-<id>.service` runs; None for any other unit (idle ones included)."""
+    if unit.startswith(PREFIX) and unit.endswith(".service") and not unit.startswith(IDLE_PREFIX):
+        return unit[len(PREFIX) : -len(".service")]
+    return None
+
+
+def idle_model_of(unit: str) -> str | None:
+    """The model whose idle timer ran `unit` (`sparkd-idle-<id>.service`), or None."""
+    if unit.startswith(IDLE_PREFIX) and unit.endswith(".service"):
+        return unit[len(IDLE_PREFIX) : -len(".service")]
+    return None
+
+
+def idle_command(model_id: str) -> bytes:
+    """What an idle timer runs: nothing while sparkd runs (it decides), the model's stop when it does not."""
+    unit = shlex.quote(model_unit(model_id))
+    return f"systemctl is-active --quiet {DAEMON_UNIT} || exec systemctl --no-block stop {unit}".encode()
+
+
+def journalctl(
+    unit: str,
+    lines: int,
+    *,
+    output: str = "short-iso",
+    since: str | None = None,
+    follow: bool = False,
+) -> list[str]:
+    """The journalctl command line that shows `unit`'s last `lines` entries (and follows them)."""
+    argv = ["journalctl", "-u", unit, "--no-pager", "-o", output, "-n", str(lines)]
+    if since:
+        argv += ["--since", since]
+    if follow:
+        argv.append("--follow")
+    return argv
