@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +58,15 @@ def _boot_script(keep: list[Path]) -> str:
         lines.append("mount -t tmpfs -o mode=2755 tmpfs /var/log/journal")
     lines.append("exec /lib/systemd/systemd --system --log-target=console --show-status=false")
     return "\n".join(lines)
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.1) -> None:
+    """Return once `predicate()` is true; raise, naming `what`, when `timeout` seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
 
 
 @dataclass
@@ -144,6 +154,23 @@ class PrivateSystemd:
                 return
             time.sleep(0.2)
         raise RuntimeError(f"the private systemd is {state!r}, not running; see {LOGFILE}")
+
+    def unit_state(self, unit: str) -> str:
+        """`systemctl is-active`: active, inactive, failed, activating, ..."""
+        return self.run("systemctl", "is-active", unit, check=False).stdout.strip()
+
+    def unit_property(self, unit: str, name: str) -> str:
+        return self.run("systemctl", "show", unit, "-p", name, "--value").stdout.strip()
+
+    def apt(self, *args: str) -> None:
+        """apt-get inside, so that maintainer scripts talk to this systemd; its output if it fails."""
+        result = self.run(
+            "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-y", "-q", *args, check=False, timeout=300
+        )
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"apt-get {' '.join(args)} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
+            )
 
     def write_file(self, path: str, text: str) -> None:
         """Write a file as seen inside (its /run, /tmp and unit dirs are its own)."""

@@ -64,6 +64,11 @@ class Notifier:
             self._last_status = text
             self._send(f"STATUS={text}")
 
+    def close(self) -> None:
+        if self._notifier is not None and self._notifier.socket is not None:
+            self._notifier.socket.close()
+            self._notifier = None
+
     def _send(self, message: str) -> None:
         if self._notifier is not None:
             self._notifier.notify(message)

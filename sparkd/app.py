@@ -59,38 +59,18 @@ class Edges:
 
 def build_app(settings: Settings, catalogue: Catalogue, keys: KeyRing, edges: Edges) -> web.Application:
     """The whole app, not yet started (call inside the running event loop)."""
-    scheduler = Scheduler(
-        {m.id: Policy.of(m, edges.host_has_gpu) for m in catalogue.enabled()},
-        queue_cap=settings.queue_cap,
-        wait_margin=settings.wait_margin,
-        refuse_when_busy=settings.busy_policy == "refuse",
-        fit_gate=settings.fit_gate,
-    )
-    metrics = Metrics(scheduler, edges.memory_readings or dict)
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
         timeout=aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10),
         auto_decompress=False,
     )
-    # The bus hands events to the runtime, which acts through the bus.
-    bus = edges.connect_units(lambda event: runtime.on_bus_event(event))  # noqa: PLW0108 - runtime comes next
-    runtime = Runtime(
-        catalogue,
-        scheduler,
-        bus,
-        HttpHealthProbe(session),
-        edges.journal,
-        health_interval=settings.health_interval,
-        read_memory=edges.read_memory,
-        metrics=metrics,
-        memory=edges.memory,
-    )
+    bus, runtime = _runtime(settings, catalogue, edges, session)
     engines = EnginePool()
     request_log = RequestLog()
     forwarder = Forwarder(
         runtime,
         Relay(engines, runtime.tickets),
-        Accounting(metrics, request_log),
+        Accounting(runtime.metrics, request_log),
         session,
         loading_progress=settings.loading_progress,
     )
@@ -98,8 +78,9 @@ def build_app(settings: Settings, catalogue: Catalogue, keys: KeyRing, edges: Ed
     edge = Edge(keys, settings.max_body_bytes)
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[edge.middleware])
     app.on_response_prepare.append(edge.on_prepare)
-    app[SETTINGS], app[CATALOGUE], app[RUNTIME], app[METRICS] = settings, catalogue, runtime, metrics
-    app[ENGINES], app[FORWARDER], app[STARTED_AT] = engines, forwarder, time.monotonic()
+    app[SETTINGS], app[CATALOGUE], app[RUNTIME] = settings, catalogue, runtime
+    app[METRICS], app[ENGINES], app[FORWARDER] = runtime.metrics, engines, forwarder
+    app[STARTED_AT] = time.monotonic()
 
     async def http_session(app: web.Application) -> AsyncIterator[None]:
         yield
@@ -124,3 +105,30 @@ def build_app(settings: Settings, catalogue: Catalogue, keys: KeyRing, edges: Ed
     admin.add_routes(app)
     admin.add_fallback(app)
     return app
+
+
+def _runtime(
+    settings: Settings, catalogue: Catalogue, edges: Edges, session: aiohttp.ClientSession
+) -> tuple[Bus, Runtime]:
+    """The scheduler for the enabled models, and the runtime that acts for it through `edges`."""
+    scheduler = Scheduler(
+        {m.id: Policy.of(m, edges.host_has_gpu) for m in catalogue.enabled()},
+        queue_cap=settings.queue_cap,
+        wait_margin=settings.wait_margin,
+        refuse_when_busy=settings.busy_policy == "refuse",
+        fit_gate=settings.fit_gate,
+    )
+    # The bus hands events to the runtime, which acts through the bus.
+    bus = edges.connect_units(lambda event: runtime.on_bus_event(event))  # noqa: PLW0108 - runtime comes next
+    runtime = Runtime(
+        catalogue,
+        scheduler,
+        bus,
+        HttpHealthProbe(session),
+        edges.journal,
+        Metrics(scheduler, edges.memory_readings or dict),
+        health_interval=settings.health_interval,
+        read_memory=edges.read_memory,
+        memory=edges.memory,
+    )
+    return bus, runtime

@@ -22,7 +22,6 @@ import resource
 import signal
 import socket
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import uvloop
@@ -149,8 +148,7 @@ async def serve(
     startup: StartupClock,
 ) -> int:
     loop = asyncio.get_running_loop()
-    notifier = Notifier()
-    stop = asyncio.Event()
+    notifier, stop = Notifier(), asyncio.Event()
     memory_file = settings.state_dir / "memory.json"
     memory = load_memory(memory_file)
     edges = Edges(
@@ -168,24 +166,14 @@ async def serve(
         max_line_size=HEADER_LIMIT,
         max_field_size=HEADER_LIMIT,
     )
+
+    def connections() -> int:
+        return len(runner.server.connections) if runner.server is not None else 0
+
     keeper = Housekeeping(
-        app[RUNTIME],
-        app[ENGINES],
-        notifier,
-        memory_file,
-        settings.quiet_exit,
-        lambda: len(runner.server.connections) if runner.server is not None else 0,
-        stop,
+        app[RUNTIME], app[ENGINES], notifier, memory_file, settings.quiet_exit, connections, stop
     )
-
-    async def housekeeping(app: web.Application) -> AsyncIterator[None]:
-        task = loop.create_task(keeper.run())
-        yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    app.cleanup_ctx.append(housekeeping)
+    app.cleanup_ctx.append(keeper.while_serving)
     try:
         await runner.setup()  # systemd, adoption, the request path: see sparkd.app
         startup.lap("D-Bus and adoption")
@@ -205,18 +193,22 @@ async def serve(
         )
         await stop.wait()
         notifier.stopping()
-        log.info("stopping: no new connections; running answers get %.0fs", SHUTDOWN_GRACE)
-        # Stop accepting first. A connection accepted in the instant before (a
-        # client racing the quiet exit) gets a moment to send its request, so the
-        # shutdown below waits for its answer instead of resetting it; connections
-        # not yet accepted stay in systemd's socket for the next sparkd.
-        for site in list(runner.sites):
-            await site.stop()
-        await asyncio.sleep(ACCEPT_RACE_GRACE)
+        await _stop_accepting(runner)
     finally:
         await runner.cleanup()  # running answers, then everything set up, in reverse
     log.info("stopped; model units keep running and are adopted by the next start")
     return 0
+
+
+async def _stop_accepting(runner: web.AppRunner) -> None:
+    log.info("stopping: no new connections; running answers get %.0fs", SHUTDOWN_GRACE)
+    # A connection accepted in the instant before (a client racing the quiet
+    # exit) gets a moment to send its request, so the shutdown waits for its
+    # answer instead of resetting it; connections not yet accepted stay in
+    # systemd's socket for the next sparkd.
+    for site in list(runner.sites):
+        await site.stop()
+    await asyncio.sleep(ACCEPT_RACE_GRACE)
 
 
 def _collect_garbage_from_now_on() -> None:

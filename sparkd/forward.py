@@ -26,8 +26,8 @@ from sparkd.catalogue import Catalogue, Model
 from sparkd.edge import KEY_NAME, REQUEST_ID
 from sparkd.effects import Grant
 from sparkd.errors import ApiError, Envelope
+from sparkd.plan import Plan
 from sparkd.relay import Delivery, NoEngine, Relay
-from sparkd.rewrite import Plan
 from sparkd.runtime import Runtime
 
 log = logging.getLogger("sparkd.forward")

@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from aiohttp import web
 
 from sparkd.activation import Notifier
 from sparkd.describe import status_line
@@ -34,6 +36,14 @@ class Housekeeping:
     _quiet_since: float = field(default=0.0, init=False)
     _last_ping: float = field(default=0.0, init=False)
     _last_sample: float = field(default=0.0, init=False)
+
+    async def while_serving(self, app: web.Application) -> AsyncIterator[None]:
+        """The app's cleanup context: housekeeping runs from start-up to shutdown."""
+        task = asyncio.get_running_loop().create_task(self.run())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
     async def run(self) -> None:
         self._quiet_since = self.clock()

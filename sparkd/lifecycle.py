@@ -13,6 +13,12 @@ from enum import StrEnum
 from sparkd.catalogue import Model, Role
 
 DEFAULT_START_ESTIMATE = 60.0  # seconds, until a model's first start has been measured
+KEPT_WARM_BACKOFF = (10.0, 30.0, 120.0, 600.0)  # after 1, 2, 3, 4+ failed starts in a row
+# A model whose starts failed this many times in a row is not started again
+# for a while (doubling from a minute up to ten): requests get a 503 at once
+# instead of each one paying for a start that will fail.
+CRASH_LOOP_AFTER = 3
+CRASH_LOOP_BACKOFF = (60.0, 600.0)
 
 
 class Phase(StrEnum):
@@ -111,3 +117,13 @@ class ModelView:
     last_start_seconds: float | None
     last_failure: str | None
     keep_warm: bool
+
+
+def backoff(failures_in_a_row: int, keep_warm: bool) -> float | None:
+    """Seconds before a model whose starts failed is started again; None: at the next request."""
+    if keep_warm:
+        return KEPT_WARM_BACKOFF[min(failures_in_a_row, len(KEPT_WARM_BACKOFF)) - 1]
+    if failures_in_a_row < CRASH_LOOP_AFTER:
+        return None
+    first, longest = CRASH_LOOP_BACKOFF
+    return float(min(longest, first * 2 ** (failures_in_a_row - CRASH_LOOP_AFTER)))

@@ -1,6 +1,6 @@
 """Logging: to journald with structured fields when stderr is the journal, else plain stderr.
 
-`SPARKD_DEBUG=proxy,runtime` turns on debug output for those modules only.
+`SPARKD_DEBUG=forward,runtime` turns on debug output for those modules only (`sparkd.<module>`).
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ class RequestLog:
             from pystemd import journal
 
             self._sendv = journal.sendv
-        self._logger = logging.getLogger("sparkd.proxy")
+        self._logger = logging.getLogger("sparkd.requests")
         self._pending: list[tuple[str, dict[str, Any]]] = []
         self._flush_due: asyncio.Handle | None = None
 
@@ -136,7 +136,7 @@ class RequestLog:
                     MESSAGE=message,
                     PRIORITY=6,
                     SYSLOG_IDENTIFIER="sparkd",
-                    LOGGER="sparkd.proxy",
+                    LOGGER="sparkd.requests",
                     **{key.upper(): value for key, value in values.items() if value is not None},
                 )
                 return

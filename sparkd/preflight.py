@@ -65,7 +65,12 @@ class Facts:
 
 
 def judge(facts: Facts) -> list[Item]:
-    items = []
+    """A verdict (or one per image) for each thing a Spark needs, in the order `sparkd check` prints."""
+    return [item for check in CHECKS for item in check(facts)]
+
+
+def _podman(facts: Facts) -> list[Item]:
+    items: list[Item] = []
     if facts.podman_version is None:
         items.append(Item("podman", Verdict.FAIL, "podman is not installed", "apt install podman"))
     elif facts.podman_version < (4, 4) and not facts.quadlet_generator:
@@ -84,6 +89,11 @@ def judge(facts: Facts) -> list[Item]:
             else "no API socket (systemctl enable --now podman.socket)"
         )
         items.append(Item("podman", Verdict.OK, f"podman {_v(facts.podman_version)}; {api}"))
+    return items
+
+
+def _quadlet(facts: Facts) -> list[Item]:
+    items: list[Item] = []
     items.append(
         Item("quadlet", Verdict.OK, "the Quadlet generator is installed")
         if facts.quadlet_generator
@@ -94,6 +104,11 @@ def judge(facts: Facts) -> list[Item]:
             "podman 4.4 or newer provides /usr/libexec/podman/quadlet",
         )
     )
+    return items
+
+
+def _gpu(facts: Facts) -> list[Item]:
+    items: list[Item] = []
     if facts.cdi_gpu:
         items.append(Item("gpu", Verdict.OK, "the NVIDIA CDI spec lists nvidia.com/gpu"))
     elif facts.gpu_models:
@@ -108,6 +123,11 @@ def judge(facts: Facts) -> list[Item]:
         )
     else:
         items.append(Item("gpu", Verdict.OK, "no enabled model needs a GPU"))
+    return items
+
+
+def _images(facts: Facts) -> list[Item]:
+    items: list[Item] = []
     for image, present in sorted(facts.images.items()):
         models = ", ".join(facts.models_by_image.get(image, []))
         if present:
@@ -122,6 +142,11 @@ def judge(facts: Facts) -> list[Item]:
                     f"or `podman pull {image}`",
                 )
             )
+    return items
+
+
+def _tiktoken(facts: Facts) -> list[Item]:
+    items: list[Item] = []
     for image in facts.tiktoken_images:
         present = facts.images.get(image, False)
         items.append(
@@ -132,6 +157,11 @@ def judge(facts: Facts) -> list[Item]:
                 "" if present else "build it: `sparkd images build`",
             )
         )
+    return items
+
+
+def _model_cache(facts: Facts) -> list[Item]:
+    items: list[Item] = []
     if not facts.hf_cache_exists:
         items.append(
             Item(
@@ -154,10 +184,20 @@ def judge(facts: Facts) -> list[Item]:
         items.append(
             Item("model cache", Verdict.OK, f"{facts.hf_cache_dir}: {_gib(facts.free_disk or 0)} free")
         )
+    return items
+
+
+def _api_keys(facts: Facts) -> list[Item]:
+    items: list[Item] = []
     if facts.key_problem is None:
         items.append(Item("api keys", Verdict.OK, f"{facts.key_file} holds usable keys"))
     else:
         items.append(Item("api keys", Verdict.FAIL, facts.key_problem, "`sparkd key create`"))
+    return items
+
+
+def _port(facts: Facts) -> list[Item]:
+    items: list[Item] = []
     if facts.port_owner == "sparkd.socket":
         items.append(Item(f"port {facts.port}", Verdict.OK, "owned by sparkd.socket"))
     elif facts.port_owner == "free":
@@ -178,6 +218,11 @@ def judge(facts: Facts) -> list[Item]:
                 f"`ss -ltnp 'sport = :{facts.port}'` shows which; stop it or move sparkd.socket",
             )
         )
+    return items
+
+
+def _socket(facts: Facts) -> list[Item]:
+    items: list[Item] = []
     if facts.socket_enabled == "enabled":
         items.append(Item("sparkd.socket", Verdict.OK, "installed and enabled"))
     else:
@@ -189,6 +234,11 @@ def judge(facts: Facts) -> list[Item]:
                 "systemctl enable --now sparkd.socket",
             )
         )
+    return items
+
+
+def _model_units(facts: Facts) -> list[Item]:
+    items: list[Item] = []
     if facts.units_missing:
         shown = ", ".join(facts.units_missing[:5]) + (" ..." if len(facts.units_missing) > 5 else "")
         items.append(
@@ -202,6 +252,9 @@ def judge(facts: Facts) -> list[Item]:
     else:
         items.append(Item("model units", Verdict.OK, "every enabled model's unit is loaded"))
     return items
+
+
+CHECKS = (_podman, _quadlet, _gpu, _images, _tiktoken, _model_cache, _api_keys, _port, _socket, _model_units)
 
 
 def _v(version: tuple[int, int] | None) -> str:

@@ -89,11 +89,11 @@ class Runtime:
     units: UnitControl
     probe: HealthProbe
     journal: JournalTail
+    metrics: Metrics
     health_interval: float = 0.02
     memory_settle_limit: float = 15.0  # seconds an exclusive start waits for memory to settle
     read_memory: Callable[[], int] = mem_available
     clock: Callable[[], float] = time.monotonic
-    metrics: Metrics | None = None
     memory: MemoryBook = field(default_factory=MemoryBook)
     tickets: Tickets = field(default_factory=Tickets)  # requests waiting for a grant, and running ones
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
@@ -250,8 +250,7 @@ class Runtime:
         self._apply(self.scheduler.on_wake(self.clock()))
 
     def _count(self, what: str, model_id: str, *labels: str) -> None:
-        if self.metrics is not None:
-            getattr(self.metrics, what).inc(model_id, *labels)
+        getattr(self.metrics, what).inc(model_id, *labels)
 
     def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
@@ -309,7 +308,7 @@ class Runtime:
 
     def _ready(self, effect: Ready) -> None:
         log.info("%s is ready", effect.model, extra=fields(model=effect.model, event="ready"))
-        if self.metrics is not None and effect.start_seconds is not None:
+        if effect.start_seconds is not None:
             self.metrics.start_seconds.observe(effect.start_seconds, effect.model)
         self._spawn(self._forget_past_starts(self.catalogue.models[effect.model].unit_name))
 

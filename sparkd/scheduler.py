@@ -45,15 +45,9 @@ from sparkd.effects import (
     WakeAfter,
     WatchDeadline,
 )
-from sparkd.lifecycle import Phase, StartStep, Waiter
+from sparkd.lifecycle import Phase, StartStep, Waiter, backoff
 from sparkd.tenancy import Tenancy
 
-UTILITY_BACKOFF = (10.0, 30.0, 120.0, 600.0)  # after 1, 2, 3, 4+ failed starts in a row
-# A model whose starts failed this many times in a row is not started again
-# for a while (doubling from a minute up to ten): requests get a 503 at once
-# instead of each one paying for a start that will fail.
-CRASH_LOOP_AFTER = 3
-CRASH_LOOP_BACKOFF = (60.0, 600.0)
 IDLE_SLACK = 1.0  # seconds; systemd timers fire within a second of their time
 UNIT_GONE = ("inactive", "failed")
 
@@ -223,13 +217,12 @@ class Scheduler(Tenancy):
             effects += self._stop(model_id, "unhealthy", now)
         else:
             self._enter(model_id, Phase.STOPPED, now)
-        if self.policies[model_id].keep_warm:
-            backoff = UTILITY_BACKOFF[min(state.failures_in_a_row, len(UTILITY_BACKOFF)) - 1]
-            state.retry_at = now + backoff
-            effects.append(WakeAfter(backoff))
-        elif state.failures_in_a_row >= CRASH_LOOP_AFTER:
-            first, longest = CRASH_LOOP_BACKOFF
-            state.retry_at = now + min(longest, first * 2 ** (state.failures_in_a_row - CRASH_LOOP_AFTER))
+        keep_warm = self.policies[model_id].keep_warm
+        pause = backoff(state.failures_in_a_row, keep_warm)
+        if pause is not None:
+            state.retry_at = now + pause
+            if keep_warm:
+                effects.append(WakeAfter(pause))
         retry = self._retry_after(model_id, now)
         for waiter in [w for w in self.queue if w.model == model_id]:
             self.queue.remove(waiter)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import cast
 
 import httptools
@@ -118,7 +118,7 @@ class _Connection(asyncio.Protocol):
         self.pool = pool
         self.port = port
         self.transport: asyncio.Transport | None = None
-        self.idle_since = time.monotonic()
+        self.idle_since = pool.clock()
         self.answered_bytes = 0  # of the current answer: a retry is safe only at 0
         self._parser = httptools.HttpResponseParser(self)
         self._header_names: list[bytes] = []
@@ -225,8 +225,11 @@ class _Connection(asyncio.Protocol):
 class EnginePool:
     """Kept-alive connections to engines, by port; the most recently used is reused first."""
 
-    def __init__(self, connect_timeout: float = CONNECT_TIMEOUT) -> None:
+    def __init__(
+        self, connect_timeout: float = CONNECT_TIMEOUT, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.connect_timeout = connect_timeout
+        self.clock = clock
         self._idle: dict[int, list[_Connection]] = {}
 
     async def post(self, port: int, path: str, headers: Mapping[str, str], body: bytes) -> EngineResponse:
@@ -255,7 +258,7 @@ class EnginePool:
 
     def sweep(self) -> None:
         """Close the connections idle too long to be reused (sparkd's housekeeping calls this)."""
-        now = time.monotonic()
+        now = self.clock()
         for connections in list(self._idle.values()):
             for connection in [c for c in connections if not c.usable(now)]:
                 connection.close()
@@ -265,7 +268,7 @@ class EnginePool:
 
     def _take(self, port: int) -> _Connection | None:
         idle = self._idle.get(port)
-        now = time.monotonic()
+        now = self.clock()
         while idle:
             connection = idle.pop()
             if connection.usable(now):
@@ -279,7 +282,7 @@ class EnginePool:
             idle.remove(connection)
 
     def _give_back(self, connection: _Connection) -> None:
-        connection.idle_since = time.monotonic()
+        connection.idle_since = self.clock()
         self._idle.setdefault(connection.port, []).append(connection)
 
     async def _connect(self, port: int) -> _Connection:

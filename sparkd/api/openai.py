@@ -9,10 +9,12 @@ from typing import Any
 from aiohttp import web
 
 from sparkd.appstate import CATALOGUE, FORWARDER, RUNTIME
+from sparkd.budget import tokenize_request
 from sparkd.catalogue import Model
 from sparkd.errors import OPENAI, ApiError, Envelope
 from sparkd.forward import Call, json_object, resolve
-from sparkd.rewrite import Plan, RewriteError, rewrite, tokenize_request
+from sparkd.plan import Plan, RewriteError
+from sparkd.rewrite import rewrite
 
 ENDPOINTS = ("chat/completions", "completions", "embeddings", "responses")
 

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 
 from sparkd.app import Edges, build_app
 from sparkd.appstate import RUNTIME
@@ -26,6 +28,7 @@ from sparkd.runtime import Runtime
 from sparkd.settings import Settings
 from sparkd.systemd import BusEvent, JobDone, UnitChanged
 from tests.fake_engine import make_app
+from tests.waiting import settled
 
 KEY = "test-key-0123456789abcdef"
 OTHER_KEY = "other-key-0123456789abcdef"
@@ -214,3 +217,34 @@ async def gateway(
         await runner.cleanup()
         for engine_runner in runners.values():
             await engine_runner.cleanup()
+    await settled()
+
+
+Scenario = Callable[["Bed"], Awaitable[None]]
+CHAT: dict[str, object] = {"model": "alpha", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def run(tmp_path: Path, scenario: Scenario, **options: object) -> None:
+    async def main() -> None:
+        async with gateway(tmp_path, **options) as bed:  # type: ignore[arg-type]
+            await asyncio.wait_for(scenario(bed), timeout=30)
+
+    asyncio.run(main())
+
+
+async def post(
+    bed: Bed, path: str, body: object, key: str | None = KEY, headers: dict[str, str] | None = None
+) -> tuple[int, Mapping[str, str], dict[str, object]]:
+    all_headers = {**({"Authorization": f"Bearer {key}"} if key else {}), **(headers or {})}
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    async with bed.session.post(bed.url + path, data=data, headers=all_headers) as response:
+        text = await response.read()
+        payload = json.loads(text) if text.startswith(b"{") else {}
+        return response.status, CIMultiDict(response.headers), payload
+
+
+def error_code(payload: dict[str, object]) -> object:
+    error = payload["error"]
+    assert isinstance(error, dict)
+    assert set(error) == {"message", "type", "param", "code"}
+    return error["code"]

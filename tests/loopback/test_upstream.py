@@ -16,8 +16,10 @@ import uvloop
 
 from sparkd import upstream
 from sparkd.upstream import EngineGone, EnginePool
+from tests.waiting import eventually
 
 LOOP: dict[str, Callable[[Coroutine[Any, Any, RawEngine]], RawEngine]] = {"run": asyncio.run}
+CLOCK = [0.0]  # the pool's clock: a test moves it to age idle connections
 Reply = Callable[["RawEngine", asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
@@ -74,7 +76,8 @@ def run(reply: Reply, scenario: Callable[[EnginePool, RawEngine], Awaitable[None
         engine = RawEngine(reply)
         server = await asyncio.start_server(engine.serve, "127.0.0.1", 0)
         engine.port = server.sockets[0].getsockname()[1]
-        pool = EnginePool()
+        CLOCK[0] = 0.0
+        pool = EnginePool(clock=lambda: CLOCK[0])
         try:
             await asyncio.wait_for(scenario(pool, engine), 20)
         finally:
@@ -133,34 +136,29 @@ def test_a_connection_the_engine_closed_between_requests_is_replaced_without_the
     assert run(close_after_answer, scenario).connections == 3
 
 
-def test_a_connection_idle_longer_than_engines_keep_it_is_not_reused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(upstream, "KEEP_IDLE", 0.05)
-
+def test_a_connection_idle_longer_than_engines_keep_it_is_not_reused() -> None:
     async def scenario(pool: EnginePool, engine: RawEngine) -> None:
         for _ in range(2):
             response = await pool.post(engine.port, "/v1/completions", {}, b"{}")
             await response.read()
             response.release()
-            await asyncio.sleep(0.1)
+            CLOCK[0] += upstream.KEEP_IDLE + 1
 
     assert run(answer(b"{}"), scenario).connections == 2
 
 
-def test_connections_leave_the_pool_when_the_engine_closes_them_or_they_idle_too_long(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(upstream, "KEEP_IDLE", 0.2)
-
+def test_connections_idle_too_long_are_swept_and_the_engine_sees_them_close() -> None:
     async def scenario(pool: EnginePool, engine: RawEngine) -> None:
         answers = [pool.post(engine.port, "/v1/completions", {}, b"{}") for _ in range(3)]
         for response in await asyncio.gather(*answers):
             await response.read()
         assert pool.idle_connections() == 3
-        await asyncio.sleep(0.3)
+        pool.sweep()
+        assert pool.idle_connections() == 3  # not idle long enough yet
+        CLOCK[0] += upstream.KEEP_IDLE + 1
         pool.sweep()
         assert pool.idle_connections() == 0
-        await asyncio.sleep(0.05)
-        assert engine.closed == [True, True, True]
+        await eventually(lambda: engine.closed == [True, True, True], "the engine to see every close")
 
     run(answer(b"{}"), scenario)
 
@@ -175,8 +173,7 @@ def test_a_pooled_connection_the_engine_closes_leaves_the_pool_at_once() -> None
         response = await pool.post(engine.port, "/v1/completions", {}, b"{}")
         await response.read()
         assert pool.idle_connections() == 1
-        await asyncio.sleep(0.2)
-        assert pool.idle_connections() == 0
+        await eventually(lambda: pool.idle_connections() == 0, "the closed connection to leave the pool")
 
     run(close_soon, scenario)
 
@@ -292,22 +289,21 @@ def test_releasing_an_unfinished_answer_hangs_up_so_the_engine_stops_generating(
         response = await pool.post(engine.port, "/v1/chat/completions", {}, b"{}")
         await response.readany()
         response.release()
-        for _ in range(100):
-            if engine.closed[0]:
-                return
-            await asyncio.sleep(0.02)
-        raise AssertionError("the engine never saw the connection close")
+        await eventually(lambda: engine.closed[0], "the engine to see the connection close")
 
     run(endless, scenario)
 
 
 def test_a_client_leaving_while_the_engine_thinks_closes_the_engine_connection() -> None:
+    thinking: list[bool] = []
+
     async def think(engine: RawEngine, _: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        thinking.append(True)
         await asyncio.sleep(30)
 
     async def scenario(pool: EnginePool, engine: RawEngine) -> None:
         waiting = asyncio.ensure_future(pool.post(engine.port, "/v1/completions", {}, b"{}"))
-        await asyncio.sleep(0.1)
+        await eventually(lambda: bool(thinking), "the engine to read the request")
         waiting.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiting

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +17,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from testbed import PrivateSystemd  # noqa: E402
+from testbed import PrivateSystemd, wait_for  # noqa: E402
+
+__all__ = ["ROOT", "SPARKD", "PrivateSystemd", "wait_for"]
 
 QUADLET = Path("/usr/libexec/podman/quadlet")
 SPARKD = str(ROOT / ".venv" / "bin" / "sparkd")
@@ -53,11 +54,12 @@ def bed() -> Iterator[PrivateSystemd]:
         booted.poweroff()
 
 
-def wait_for(predicate: object, timeout: float, what: str, interval: float = 0.5) -> None:
-    assert callable(predicate)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+@pytest.fixture(scope="module")
+def sparkd(bed: PrivateSystemd, request: pytest.FixtureRequest) -> Iterator[PrivateSystemd]:
+    """sparkd installed in the bed beside fake engines, for one module; `SPARKD_SETTINGS` in the
+    module replaces its settings."""
+    from tests.system.sparkd_bed import install, uninstall
+
+    install(bed, getattr(request.module, "SPARKD_SETTINGS", "quiet_exit = 0\n"))
+    yield bed
+    uninstall(bed)

@@ -82,14 +82,6 @@ def chat(model: str) -> tuple[int, dict[str, str], dict[str, object]]:
     )
 
 
-def state(bed: PrivateSystemd, unit: str) -> str:
-    return bed.run("systemctl", "is-active", unit, check=False).stdout.strip()
-
-
-def prop(bed: PrivateSystemd, unit: str, name: str) -> str:
-    return bed.run("systemctl", "show", unit, "-p", name, "--value").stdout.strip()
-
-
 def active_mains(bed: PrivateSystemd) -> set[str]:
     listed = bed.run(
         "systemctl",

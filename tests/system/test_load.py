@@ -11,25 +11,19 @@ import asyncio
 import os
 import random
 import time
-from collections.abc import Iterator
 
 import aiohttp
-import pytest
 from testbed import PrivateSystemd
 
 from tests.reliability import note, record
 from tests.system.conftest import wait_for
-from tests.system.sparkd_bed import KEY, URL, TenancyChecker, chat, install, prop, state, uninstall
+from tests.system.sparkd_bed import KEY, URL, TenancyChecker, chat, install
 
 SOAK_SECONDS = float(os.environ.get("SPARKD_SOAK_SECONDS", "45"))
 CHAT = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
 
 
-@pytest.fixture(scope="module")
-def sparkd(bed: PrivateSystemd) -> Iterator[PrivateSystemd]:
-    install(bed, settings="quiet_exit = 0\nqueue_cap = 2000\n")
-    yield bed
-    uninstall(bed)
+SPARKD_SETTINGS = "quiet_exit = 0\nqueue_cap = 2000\n"  # for the bursts
 
 
 async def burst(model: str, count: int, timeout: float = 120) -> list[tuple[int, str | None]]:
@@ -56,7 +50,7 @@ def starts_of(bed: PrivateSystemd, model: str) -> int:
 
 
 def rss_kib(bed: PrivateSystemd) -> int:
-    pid = prop(bed, "sparkd.service", "MainPID")
+    pid = bed.unit_property("sparkd.service", "MainPID")
     status = bed.run("cat", f"/proc/{pid}/status").stdout
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
 
@@ -78,7 +72,7 @@ def test_with_the_default_cap_the_excess_is_refused_at_once(sparkd: PrivateSyste
     bed = sparkd
     install(bed, settings="quiet_exit = 0\n")  # queue_cap 100
     bed.run("systemctl", "stop", "sparkd-fake-a.service", check=False)
-    wait_for(lambda: state(bed, "sparkd-fake-a.service") != "active", 30, "fake-a to stop")
+    wait_for(lambda: bed.unit_state("sparkd-fake-a.service") != "active", 30, "fake-a to stop")
     started = time.monotonic()
     results = asyncio.run(burst("fake-a", 1000, timeout=60))
     took = time.monotonic() - started

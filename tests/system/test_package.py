@@ -11,7 +11,6 @@ import json
 import shutil
 import subprocess
 import threading
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,18 +47,18 @@ def build(version: str, out: Path) -> Path:
     return Path(result.stdout.strip().splitlines()[-1])
 
 
-def apt(bed: PrivateSystemd, *args: str) -> None:
-    result = bed.run(
-        "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-y", "-q", *args, check=False, timeout=300
-    )
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-
-
 def key() -> str:
     for line in Path("/etc/sparkd/api-keys").read_text().splitlines():
         if line and not line.startswith("#"):
             return line.partition(":")[2]
     raise AssertionError("no key in /etc/sparkd/api-keys")
+
+
+def in_flight(model: str) -> int:
+    req = urllib.request.Request(URL + "/sparkd/status", headers={"Authorization": f"Bearer {key()}"})
+    with urllib.request.urlopen(req, timeout=30) as response:
+        models = json.loads(response.read())["models"]
+    return int(next(m["in_flight"] for m in models if m["id"] == model))
 
 
 def chat(max_tokens: int = 8, stream: bool = False) -> tuple[int, bytes]:
@@ -76,10 +75,6 @@ def chat(max_tokens: int = 8, stream: bool = False) -> tuple[int, bytes]:
     )
     with urllib.request.urlopen(req, timeout=300) as response:
         return response.status, response.read()
-
-
-def prop(bed: PrivateSystemd, unit: str, name: str) -> str:
-    return bed.run("systemctl", "show", unit, "-p", name, "--value").stdout.strip()
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +119,7 @@ def test_install_serve_upgrade_remove_purge(debs: tuple[Path, Path], clean_bed: 
     bed = clean_bed
     first, second = debs
 
-    apt(bed, "install", str(first))
+    bed.apt("install", str(first))
     assert bed.run("systemctl", "is-enabled", "sparkd.socket").stdout.strip() == "enabled"
     assert bed.run("systemctl", "is-active", "sparkd.socket").stdout.strip() == "active"
     assert Path("/etc/sparkd/api-keys").stat().st_mode & 0o777 == 0o600
@@ -136,24 +131,26 @@ def test_install_serve_upgrade_remove_purge(debs: tuple[Path, Path], clean_bed: 
     status, body = chat()
     assert status == 200, body
     assert json.loads(body)["model"] == "demo"
-    engine = prop(bed, "sparkd-demo.service", "InvocationID")
+    engine = bed.unit_property("sparkd-demo.service", "InvocationID")
 
     # Upgrade while an answer streams: it finishes, and the model keeps running.
     streamed: list[bytes] = []
     reader = threading.Thread(target=lambda: streamed.append(chat(max_tokens=120, stream=True)[1]))
     reader.start()
-    time.sleep(1.0)
-    apt(bed, "install", str(second))
+    wait_for(lambda: in_flight("demo") == 1, 60, "the streaming answer to be under way")
+    bed.apt("install", str(second))
     reader.join(timeout=120)
     assert streamed, "the streaming answer did not finish"
     assert streamed[0].rstrip().endswith(b"data: [DONE]"), streamed[0][-300:]
     assert b'"error"' not in streamed[0]
     assert bed.run("dpkg-query", "-W", "-f", "${Version}", "sparkd").stdout == "0.1.1"
-    assert prop(bed, "sparkd-demo.service", "InvocationID") == engine, "the upgrade restarted the model"
+    assert bed.unit_property("sparkd-demo.service", "InvocationID") == engine, (
+        "the upgrade restarted the model"
+    )
     assert Path("/etc/sparkd/api-keys").read_text() == keys_before
     assert chat()[0] == 200
 
-    apt(bed, "remove", "sparkd")
+    bed.apt("remove", "sparkd")
     assert bed.run("systemctl", "is-active", "sparkd.socket", check=False).stdout.strip() != "active"
     assert bed.run("systemctl", "is-active", "sparkd.service", check=False).stdout.strip() != "active"
     wait_for(
@@ -165,7 +162,7 @@ def test_install_serve_upgrade_remove_purge(debs: tuple[Path, Path], clean_bed: 
     )
 
     DEMO.rename(DEMO_KEPT)
-    apt(bed, "purge", "sparkd")
+    bed.apt("purge", "sparkd")
     left = [p for p in PACKAGE_PATHS if Path(p).exists()]
     assert left == []
     units = bed.run("systemctl", "list-unit-files", "sparkd*", "--no-legend", check=False).stdout.strip()

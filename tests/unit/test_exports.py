@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 
 from sparkd.catalogue import load_catalogue
-from sparkd.clients import cline, openai_env, opencode
+from sparkd.exports import cline, openai_env, opencode
 
 
 def test_opencode_gets_every_enabled_model_with_its_client_safe_ceiling() -> None:

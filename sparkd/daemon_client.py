@@ -1,4 +1,4 @@
-"""The CLI's way to the running daemon: its own HTTP API on loopback, with an API key.
+"""The command line's client of the running daemon: its HTTP API on loopback, with an API key.
 
 The key is $SPARKD_API_KEY, else the first key of the key file (root can read it).
 """

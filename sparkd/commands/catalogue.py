@@ -1,0 +1,126 @@
+"""Verbs about the catalogue: models, render (Quadlet units), export (client configuration)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import socket
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sparkd.commands import EXIT_FAILED, EXIT_USAGE, Verbs, catalogue_of
+from sparkd.commands.output import table
+
+if TYPE_CHECKING:
+    import argparse
+
+    from sparkd.settings import Settings
+
+
+def register(verbs: Verbs) -> None:
+    models = verbs.add(
+        "models", "list the catalogue", _models, "List catalogue models (enabled ones unless --all)."
+    )
+    models.add_argument("--all", action="store_true", help="include disabled models")
+    models.add_argument("--status", choices=("validated", "experimental", "disabled"))
+    models.add_argument("--role", choices=("main", "utility", "exclusive"))
+    models.add_argument("--engine", choices=("vllm", "sglang", "generic"))
+    models.add_argument("--json", action="store_true", help="machine-readable output")
+    render = verbs.add(
+        "render",
+        "write every enabled model's Quadlet unit and reload systemd",
+        _render,
+        "Render the catalogue into sparkd-*.container files in the Quadlet directory (only "
+        "files sparkd owns; stale ones are removed), then ask systemd to reload, which runs "
+        "podman's Quadlet generator.",
+    )
+    render.add_argument("--quadlet-dir", type=Path, help="where to write (default from settings)")
+    render.add_argument("--gpu", choices=("auto", "yes", "no"), help="render GPU access (default: settings)")
+    render.add_argument("--no-reload", action="store_true", help="write files only")
+    render.add_argument(
+        "--print", dest="print_model", metavar="MODEL", help="print one model's unit and exit"
+    )
+    export = verbs.add(
+        "export",
+        "client configuration from the catalogue",
+        _export,
+        "Print configuration for a client, with the catalogue's client-safe context ceilings.",
+    )
+    export.add_argument("client", choices=("opencode", "cline", "openai-env"))
+    export.add_argument("--url", help="the base URL clients use (default http://<this host>:8009/v1)")
+
+
+def _models(args: argparse.Namespace, settings: Settings) -> int:
+    from sparkd.schema import to_json
+
+    catalogue = catalogue_of(settings)
+    chosen = [
+        m
+        for m in (list(catalogue) if args.all or args.status == "disabled" else catalogue.enabled())
+        if (not args.status or m.status == args.status)
+        and (not args.role or m.role == args.role)
+        and (not args.engine or m.engine == args.engine)
+    ]
+    if args.json:
+        print(json.dumps([to_json(m) for m in chosen], indent=2))
+        return 0
+    table(
+        ("MODEL", "STATUS", "ROLE", "CONTEXT", "ENGINE", "IMAGE"),
+        [(m.id, m.status, m.role, str(m.context_length), m.engine, m.image) for m in chosen],
+    )
+    return 0
+
+
+def _render(args: argparse.Namespace, settings: Settings) -> int:
+    from sparkd.hostfacts import detect_host
+    from sparkd.quadlet import render_all, render_container
+    from sparkd.unitdir import write_unit_set
+
+    if args.gpu:
+        settings = dataclasses.replace(settings, gpu=args.gpu)
+    catalogue = catalogue_of(settings)
+    host = detect_host(settings)
+    if args.print_model:
+        model = catalogue.resolve(args.print_model)
+        if model is None:
+            print(f"sparkd: no model {args.print_model!r}", file=sys.stderr)
+            return EXIT_USAGE
+        sys.stdout.write(render_container(model, host))
+        return 0
+    result = write_unit_set(args.quadlet_dir or settings.quadlet_dir, render_all(list(catalogue), host))
+    for name in result.written:
+        print(f"wrote {name}")
+    for name in result.removed:
+        print(f"removed {name}")
+    print(f"{len(result.written)} written, {len(result.unchanged)} unchanged, {len(result.removed)} removed")
+    if result.changed and not args.no_reload:
+        from sparkd.systemd import daemon_reload
+
+        try:
+            daemon_reload()
+        except Exception as error:  # pystemd raises its own D-Bus error types
+            print(f"sparkd: files written, but systemd did not reload: {error}", file=sys.stderr)
+            return EXIT_FAILED
+        print("systemd reloaded")
+    return 0
+
+
+def _export(args: argparse.Namespace, settings: Settings) -> int:
+    from sparkd import exports
+    from sparkd.auth import KeyFileError, read_keys
+
+    port = settings.listen.rpartition(":")[2]
+    url = args.url or f"http://{socket.getfqdn()}:{port}/v1"
+    catalogue = catalogue_of(settings)
+    if args.client == "opencode":
+        sys.stdout.write(exports.opencode(catalogue, url))
+    elif args.client == "cline":
+        sys.stdout.write(exports.cline(catalogue, url))
+    else:
+        try:
+            key = next(iter(read_keys(settings.api_keys_file).values()), None)
+        except (OSError, KeyFileError):
+            key = None
+        sys.stdout.write(exports.openai_env(url, key))
+    return 0

