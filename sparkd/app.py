@@ -19,8 +19,8 @@ import aiohttp
 from aiohttp import web
 
 from sparkd.accounting import Accounting
-from sparkd.api import admin, openai
-from sparkd.appstate import CATALOGUE, ENGINES, FORWARDER, METRICS, RUNTIME, SETTINGS, STARTED_AT
+from sparkd.api import admin, anthropic, engine_routes, openai, uploads
+from sparkd.appstate import CATALOGUE, ENGINES, FORWARDER, METRICS, RESPONSES, RUNTIME, SETTINGS, STARTED_AT
 from sparkd.auth import KeyRing
 from sparkd.catalogue import Catalogue
 from sparkd.edge import Edge
@@ -31,6 +31,7 @@ from sparkd.logs import RequestLog
 from sparkd.memory import MemoryBook, mem_available
 from sparkd.metrics import Metrics
 from sparkd.relay import Relay
+from sparkd.response_owners import ResponseOwners
 from sparkd.runtime import HttpHealthProbe, JournalTail, Runtime, UnitControl
 from sparkd.scheduler import Scheduler
 from sparkd.settings import Settings
@@ -75,12 +76,12 @@ def build_app(settings: Settings, catalogue: Catalogue, keys: KeyRing, edges: Ed
         loading_progress=settings.loading_progress,
     )
 
-    edge = Edge(keys, settings.max_body_bytes)
+    edge = Edge(keys, settings.max_body_bytes, families=[(anthropic.PREFIX, anthropic.FAMILY.envelope)])
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[edge.middleware])
     app.on_response_prepare.append(edge.on_prepare)
     app[SETTINGS], app[CATALOGUE], app[RUNTIME] = settings, catalogue, runtime
     app[METRICS], app[ENGINES], app[FORWARDER] = runtime.metrics, engines, forwarder
-    app[STARTED_AT] = time.monotonic()
+    app[STARTED_AT], app[RESPONSES] = time.monotonic(), ResponseOwners()
 
     async def http_session(app: web.Application) -> AsyncIterator[None]:
         yield
@@ -102,6 +103,9 @@ def build_app(settings: Settings, catalogue: Catalogue, keys: KeyRing, edges: Ed
 
     app.cleanup_ctx.extend([http_session, systemd, request_path])
     openai.add_routes(app)
+    anthropic.add_routes(app)
+    engine_routes.add_routes(app)
+    uploads.add_routes(app)
     admin.add_routes(app)
     admin.add_fallback(app)
     return app

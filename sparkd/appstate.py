@@ -7,6 +7,7 @@ from aiohttp import web
 from sparkd.catalogue import Catalogue
 from sparkd.forward import Forwarder
 from sparkd.metrics import Metrics
+from sparkd.response_owners import ResponseOwners
 from sparkd.runtime import Runtime
 from sparkd.settings import Settings
 from sparkd.upstream import EnginePool
@@ -18,3 +19,4 @@ METRICS = web.AppKey("metrics", Metrics)
 ENGINES = web.AppKey("engines", EnginePool)
 FORWARDER = web.AppKey("forwarder", Forwarder)
 STARTED_AT = web.AppKey("started_at", float)  # monotonic time the app started
+RESPONSES = web.AppKey("responses", ResponseOwners)  # which model stored each response

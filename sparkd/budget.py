@@ -37,6 +37,11 @@ def estimate_prompt_tokens(body: dict[str, Any], endpoint: str) -> int:
                 total += _json_tokens(message["tool_calls"])
     elif endpoint == "completions":
         total += _content_tokens(body.get("prompt"))
+    elif endpoint == "messages":  # Anthropic's: the system prompt apart, content in blocks
+        total += _content_tokens(body.get("system"))
+        for message in body.get("messages") or []:
+            if isinstance(message, dict):
+                total += PER_MESSAGE_TOKENS + _content_tokens(message.get("content"))
     elif endpoint == "responses":
         total += _content_tokens(body.get("instructions")) + _content_tokens(body.get("input"))
     if body.get("tools"):
@@ -79,7 +84,7 @@ def _json_tokens(value: Any) -> int:
 def _budget_fields(endpoint: str) -> tuple[str, ...]:
     if endpoint == "responses":
         return ("max_output_tokens",)
-    if endpoint == "completions":
+    if endpoint in ("completions", "messages"):
         return ("max_tokens",)
     return ("max_completion_tokens", "max_tokens")
 

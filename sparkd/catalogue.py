@@ -83,6 +83,13 @@ class Engine(StrEnum):
     GENERIC = "generic"  # any image; `command` says how it listens
 
 
+class ApiFamily(StrEnum):
+    """An API an engine speaks on its own port; sparkd routes a family only to models that serve it."""
+
+    OPENAI = "openai"  # chat, completions, embeddings, responses, and the engine's other public routes
+    ANTHROPIC = "anthropic"  # /v1/messages and /v1/messages/count_tokens
+
+
 class ToolSupport(StrEnum):
     FULL = "full"
     NONE = "none"  # tool fields are stripped from requests
@@ -152,6 +159,8 @@ class Model:
     tool_support: ToolSupport = ToolSupport.FULL
     multimodal: bool = False
     rewrites: Rewrites = field(default_factory=Rewrites)
+    # None: what the engine speaks (vLLM and SGLang both families; a generic engine OpenAI's only).
+    api_families: tuple[ApiFamily, ...] | None = None
 
     notes: str = ""
     source_recipe: str | None = None
@@ -168,8 +177,15 @@ class Model:
             raise ValueError("`keep_warm` is for the utility model")
         if self.client_context is not None and self.client_context > self.context_length:
             raise ValueError("`client_context` cannot exceed `context_length`")
+        if self.api_families is None:
+            spoken = (ApiFamily.OPENAI,) if self.engine is Engine.GENERIC else tuple(ApiFamily)
+            # Frozen: the default is settled once, here, like a field's own default.
+            object.__setattr__(self, "api_families", spoken)
         if not self.health_path.startswith("/"):
             raise ValueError("`health_path` must start with '/'")
+
+    def serves(self, family: ApiFamily) -> bool:
+        return family in (self.api_families or ())
 
     @property
     def enabled(self) -> bool:

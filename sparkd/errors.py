@@ -3,7 +3,7 @@
 Handlers raise `ApiError` anywhere; `sparkd.edge` turns it into a response
 in the envelope of the route's family, so no client ever receives a body it
 cannot parse. OpenAI's envelope is `{"error": {"message", "type", "param",
-"code"}}`; a family with another (Anthropic's) adds an `Envelope` here.
+"code"}}`; Anthropic's is `{"type": "error", "error": {"type", "message"}}`.
 """
 
 from __future__ import annotations
@@ -71,3 +71,33 @@ class OpenAIEnvelope:
 
 
 OPENAI = OpenAIEnvelope()
+
+
+_ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    503: "overloaded_error",  # a model that starts, or waits its turn: temporary, as Anthropic's 529
+    529: "overloaded_error",
+}
+
+
+class AnthropicEnvelope:
+    """Anthropic's: `{"type": "error", "error": {"type", "message"}}`; in a stream, an `error` event."""
+
+    def document(self, error: ApiError) -> dict[str, object]:
+        fallback = "api_error" if error.status >= 500 else "invalid_request_error"
+        kind = _ANTHROPIC_TYPES.get(error.status, fallback)
+        return {"type": "error", "error": {"type": kind, "message": error.message}}
+
+    def body(self, error: ApiError) -> bytes:
+        return json.dumps(self.document(error)).encode()
+
+    def sse_event(self, error: ApiError) -> bytes:
+        return b"event: error\ndata: " + self.body(error) + b"\n\n"
+
+
+ANTHROPIC = AnthropicEnvelope()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sparkd.catalogue import Catalogue, Model, Role, Status, ToolSupport
+from sparkd.catalogue import ApiFamily, Catalogue, Model, Role, Status, ToolSupport
 
 KEY_ENV = "SPARKD_API_KEY"
 
@@ -28,6 +28,12 @@ def _listed(catalogue: Catalogue) -> list[Model]:
     return catalogue.enabled()
 
 
+def default_model(catalogue: Catalogue, family: ApiFamily = ApiFamily.OPENAI) -> Model | None:
+    """The model a client starts with: the first validated GPU main model (else any main one)."""
+    mains = [m for m in catalogue.enabled() if m.role is not Role.UTILITY and m.serves(family)]
+    return next((m for m in mains if m.status is Status.VALIDATED and m.gpu), mains[0] if mains else None)
+
+
 def opencode(catalogue: Catalogue, base_url: str) -> str:
     models: dict[str, Any] = {}
     for model in _listed(catalogue):
@@ -40,8 +46,7 @@ def opencode(catalogue: Catalogue, base_url: str) -> str:
         if model.multimodal:
             entry["modalities"] = {"input": ["text", "image"], "output": ["text"]}
         models[model.id] = entry
-    mains = [m for m in catalogue.enabled() if m.role is not Role.UTILITY]
-    default = next((m for m in mains if m.status is Status.VALIDATED and m.gpu), mains[0] if mains else None)
+    default = default_model(catalogue)
     config: dict[str, Any] = {
         "$schema": "https://opencode.ai/config.json",
         "provider": {
@@ -86,3 +91,23 @@ def openai_env(base_url: str, key: str | None) -> str:
         f"export OPENAI_BASE_URL={base_url}\n"
         f"export OPENAI_API_KEY={key or '<your sparkd API key: sparkd key create>'}\n"
     )
+
+
+def claude_code(catalogue: Catalogue, base_url: str, key: str | None) -> str:
+    """The environment Claude Code reads to use sparkd's Messages API (base URL without /v1)."""
+    main = default_model(catalogue, ApiFamily.ANTHROPIC)
+    utility = catalogue.utility
+    small = utility if utility is not None and utility.serves(ApiFamily.ANTHROPIC) else main
+    lines = [
+        f"export ANTHROPIC_BASE_URL={base_url.removesuffix('/').removesuffix('/v1')}",
+        f"export ANTHROPIC_AUTH_TOKEN={key or '<your sparkd API key: sparkd key create>'}",
+        # Claude Code calls home for telemetry and updates: not from a LAN box.
+        "export CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1",
+    ]
+    if main is not None:
+        lines.append(f"export ANTHROPIC_MODEL={main.id}")
+    if small is not None:
+        # The small, fast model for titles and summaries: older releases read the first name.
+        lines.append(f"export ANTHROPIC_SMALL_FAST_MODEL={small.id}")
+        lines.append(f"export ANTHROPIC_DEFAULT_HAIKU_MODEL={small.id}")
+    return "\n".join(lines) + "\n"

@@ -14,8 +14,9 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 import aiohttp
 from aiohttp import web
@@ -26,13 +27,13 @@ from sparkd.catalogue import Catalogue, Model
 from sparkd.edge import KEY_NAME, REQUEST_ID
 from sparkd.effects import Grant
 from sparkd.errors import ApiError, Envelope
-from sparkd.plan import Plan
+from sparkd.plan import Plan, RewriteError
 from sparkd.relay import Delivery, NoEngine, Relay
 from sparkd.runtime import Runtime
 
 log = logging.getLogger("sparkd.forward")
 PROGRESS_INTERVAL = 1.0  # seconds between loading-progress lines
-TOKENIZE_TIMEOUT = aiohttp.ClientTimeout(total=30)
+COUNT_TIMEOUT = aiohttp.ClientTimeout(total=30)
 
 
 class Family(Protocol):
@@ -48,7 +49,15 @@ class Family(Protocol):
         """An event a streaming client shows while it waits, besides the SSE comment (b"" for none)."""
         ...
 
-    def tokenize_request(self, document: dict[str, Any], endpoint: str) -> dict[str, Any] | None: ...
+    count_path: str  # the engine's route that counts a prompt's tokens exactly
+
+    def count_request(self, document: dict[str, Any], endpoint: str) -> dict[str, Any] | None:
+        """The body that asks `count_path` for this request's prompt; None when it cannot be counted."""
+        ...
+
+    def counted(self, answer: dict[str, Any]) -> int | None:
+        """The count in `count_path`'s answer."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -57,9 +66,17 @@ class Call:
 
     family: Family
     model: Model
-    endpoint: str  # the engine's route after /v1/: what the journal and the rewrites know it by
+    endpoint: str  # what the journal and the rewrites know the route by ("chat/completions", "rerank")
     document: dict[str, Any]
     body: bytes  # as received: forwarded unchanged unless a rewrite changed the document
+    path: str = ""  # the engine's route; "": /v1/<endpoint>
+    method: str = "POST"
+    observe: Callable[[bytes], None] | None = None  # see relay.Delivery
+    upload: IO[bytes] | None = None  # a body spooled to a file (an audio upload), sent as it is
+
+    @property
+    def engine_path(self) -> str:
+        return self.path or f"/v1/{self.endpoint}"
 
 
 @dataclass
@@ -84,8 +101,9 @@ class Forwarder:
                 early = await _begin_stream(request, plan.applied)
             outcome.grant = await self._granted(future, ticket, call, early)
             body = await self._final_body(call, plan)
-            delivery = Delivery(request, model, call.family.envelope, plan.applied, early)
-            path = f"/v1/{call.endpoint}"
+            envelope = call.family.envelope
+            delivery = Delivery(request, model, envelope, plan.applied, early, call.method, call.observe)
+            path = call.engine_path
             try:
                 return await self.relay.forward(delivery, path, body, ticket, outcome)
             except NoEngine as missing:
@@ -118,8 +136,12 @@ class Forwarder:
             # Accounted once the answer is on its way: not part of the client's wait.
             asyncio.get_running_loop().call_soon(self.accounting.record, outcome, time.monotonic())
 
-    async def _final_body(self, call: Call, plan: Plan) -> bytes:
+    async def _final_body(self, call: Call, plan: Plan) -> bytes | IO[bytes]:
         """The bytes to send: the client's own, unless a rewrite (or an exact count) changed them."""
+        if call.upload is not None:
+            return call.upload
+        if call.method != "POST":
+            return call.body
         if plan.wants_exact_count:
             plan = await self._recount(call, plan)
         if plan.document.get("model") != call.model.id:
@@ -159,15 +181,17 @@ class Forwarder:
             raise
 
     async def _recount(self, call: Call, plan: Plan) -> Plan:
-        """The prompt is close to the context: let the engine's own tokenizer count it."""
-        count_request = call.family.tokenize_request(plan.document, call.endpoint)
+        """The prompt is close to the context: let the engine's own tokenizer count it, then budget again."""
+        family = call.family
+        count_request = family.count_request(plan.document, call.endpoint)
         if count_request is None:
             return plan
         count_request["model"] = call.model.id
-        url = f"http://127.0.0.1:{call.model.engine_port}/tokenize"
+        url = f"http://127.0.0.1:{call.model.engine_port}{family.count_path}"
         try:
-            async with self.session.post(url, json=count_request, timeout=TOKENIZE_TIMEOUT) as response:
-                counted = (await response.json()).get("count") if response.status == 200 else None
+            async with self.session.post(url, json=count_request, timeout=COUNT_TIMEOUT) as response:
+                answer = await response.json() if response.status == 200 else None
+            counted = family.counted(answer) if isinstance(answer, dict) else None
         except (aiohttp.ClientError, OSError, ValueError, TimeoutError):
             counted = None
         if not isinstance(counted, int):
@@ -207,3 +231,13 @@ def json_object(body: bytes) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise ApiError(400, "the request body must be a JSON object", "invalid_json")
     return document
+
+
+def checked_rewrite(rewrite: Callable[[], Plan]) -> Plan:
+    """A family's rewrite, with a body it refuses turned into the 400 that names the field."""
+    try:
+        return rewrite()
+    except RewriteError as error:
+        raise ApiError(400, str(error), "invalid_field", error.param) from None
+    except RecursionError:
+        raise ApiError(400, "the request body is nested too deeply", "invalid_json") from None

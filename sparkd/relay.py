@@ -11,19 +11,29 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import IO
 
 from aiohttp import web
 
 from sparkd.accounting import CLIENT_CLOSED, Outcome
 from sparkd.catalogue import Model
 from sparkd.edge import REQUEST_ID
+from sparkd.engine_answer import EngineGone, EngineResponse
 from sparkd.errors import ApiError, Envelope
 from sparkd.tickets import Tickets
-from sparkd.upstream import EngineGone, EnginePool, EngineResponse
+from sparkd.upstream import EnginePool
 
 # Request headers an engine needs; everything else (credentials above all) stays here.
-FORWARDED_REQUEST_HEADERS = ("Content-Type", "Accept", "Accept-Encoding", "User-Agent")
+FORWARDED_REQUEST_HEADERS = (
+    "Content-Type",
+    "Accept",
+    "Accept-Encoding",
+    "User-Agent",
+    "anthropic-version",  # Anthropic's API version and beta features: the engine may honour them
+    "anthropic-beta",
+)
 RELAYED_RESPONSE_HEADERS = (("Content-Type", "content-type"), ("Cache-Control", "cache-control"))
 
 
@@ -44,6 +54,10 @@ class Delivery:
     envelope: Envelope
     applied: list[str]  # rewrites, named in X-Sparkd-Rewrites
     early: web.StreamResponse | None
+    method: str = "POST"
+    # Shown the answer (a JSON body whole, a stream's first chunk): for routes whose answers
+    # sparkd must remember something of (a stored response's id).
+    observe: Callable[[bytes], None] | None = None
 
 
 @dataclass
@@ -52,13 +66,13 @@ class Relay:
     tickets: Tickets
 
     async def forward(
-        self, delivery: Delivery, path: str, body: bytes, ticket: int, outcome: Outcome
+        self, delivery: Delivery, path: str, body: bytes | IO[bytes], ticket: int, outcome: Outcome
     ) -> web.StreamResponse:
         request, model = delivery.request, delivery.model
         headers = {h: request.headers[h] for h in FORWARDED_REQUEST_HEADERS if h in request.headers}
         headers["X-Request-Id"] = request[REQUEST_ID]
         try:
-            upstream = await self.engines.post(model.engine_port, path, headers, body)
+            upstream = await self.engines.request(delivery.method, model.engine_port, path, headers, body)
         except (OSError, EngineGone) as error:
             raise NoEngine(str(error) or type(error).__name__) from None
         try:
@@ -80,6 +94,8 @@ class Relay:
                 status = upstream.status if upstream.status >= 400 else 502
                 raise ApiError(status, _engine_message(data), "engine_error")
             outcome.status, outcome.sent = upstream.status, len(data)
+            if delivery.observe is not None and upstream.status == 200:
+                delivery.observe(data)
             return web.Response(status=upstream.status, body=data, headers=relay)
         finally:
             self.tickets.untrack(ticket)
@@ -107,6 +123,8 @@ class Relay:
                 return response
             if not chunk:
                 break
+            if delivery.observe is not None and outcome.sent == 0:
+                delivery.observe(chunk)
             try:
                 await response.write(chunk)
             except ConnectionError:

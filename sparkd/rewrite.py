@@ -62,27 +62,27 @@ def rewrite(document: dict[str, Any], model: Model, endpoint: str, exact_prompt:
     normalized = text_only and messages is not None and _normalize_text_content(messages)
     if endpoint in ("chat/completions", "responses"):
         if model.tool_support is ToolSupport.NONE:
-            _step(plan, "tools_stripped", _strip_tools(body))
+            step(plan, "tools_stripped", strip_fields(body, TOOL_FIELDS))
         elif model.tool_support is ToolSupport.FORCE_REQUIRED and messages is not None:
-            _step(plan, "tool_choice_required", _force_tool_choice(body, messages))
+            step(plan, "tool_choice_required", _force_tool_choice(body, messages))
     if messages is not None and flags.llama_tool_guard:
-        _step(plan, "tool_guard", _llama_tool_guard(body, messages))
+        step(plan, "tool_guard", _llama_tool_guard(body, messages))
     if messages is not None and flags.strict_alternation:
-        _step(plan, "alternation", _alternate(body, messages))
+        step(plan, "alternation", _alternate(body, messages))
     if text_only:
         # Alternation may have built new part lists: a text-only template still needs strings.
         normalized = _normalize_text_content(body["messages"]) or normalized
-        _step(plan, "text_content", normalized)
+        step(plan, "text_content", normalized)
     if chat and flags.binary_thinking:
-        _step(plan, "thinking_mapped", _map_thinking(body))
+        step(plan, "thinking_mapped", _map_thinking(body))
     if chat and flags.thinking_off_by_default:
-        _step(plan, "thinking_off", _thinking_off(body))
+        step(plan, "thinking_off", _thinking_off(body))
     if endpoint != "embeddings":
         apply_budget(plan, model, endpoint, exact_prompt)
     return plan
 
 
-def _step(plan: Plan, name: str, changed: bool) -> None:
+def step(plan: Plan, name: str, changed: bool) -> None:
     if changed:
         plan.applied.append(name)
 
@@ -140,8 +140,9 @@ def _normalize_text_content(messages: list[dict[str, Any]]) -> bool:
     return changed
 
 
-def _strip_tools(body: dict[str, Any]) -> bool:
-    present = [name for name in TOOL_FIELDS if name in body]
+def strip_fields(body: dict[str, Any], fields: tuple[str, ...]) -> bool:
+    """Remove `fields` from the body; whether any was there."""
+    present = [name for name in fields if name in body]
     for name in present:
         del body[name]
     return bool(present)
@@ -173,7 +174,7 @@ def _llama_tool_guard(body: dict[str, Any], messages: list[dict[str, Any]]) -> b
         if not isinstance(function, dict):
             raise RewriteError(f"tools[{index}].function", f"tools[{index}].function must be an object")
         if "parameters" in function:
-            _annotate_schema(function["parameters"], f"tools[{index}].function.parameters")
+            annotate_schema(function["parameters"], f"tools[{index}].function.parameters")
         if function.get("name") == "question":
             description = function.get("description")
             if description is not None and not isinstance(description, str):
@@ -187,7 +188,7 @@ def _llama_tool_guard(body: dict[str, Any], messages: list[dict[str, Any]]) -> b
     return True
 
 
-def _annotate_schema(schema: Any, where: str) -> None:
+def annotate_schema(schema: Any, where: str) -> None:
     if not isinstance(schema, dict):
         return
     properties = schema.get("properties")
@@ -199,8 +200,8 @@ def _annotate_schema(schema: Any, where: str) -> None:
                     child["description"] = RAW_JSON_NOTE
                 elif RAW_JSON_NOTE not in description:
                     child["description"] = f"{description} ({RAW_JSON_NOTE})"
-            _annotate_schema(child, f"{where}.properties.{name}")
-    _annotate_schema(schema.get("items"), f"{where}.items")
+            annotate_schema(child, f"{where}.properties.{name}")
+    annotate_schema(schema.get("items"), f"{where}.items")
 
 
 def _alternate(body: dict[str, Any], messages: list[dict[str, Any]]) -> bool:
@@ -303,9 +304,14 @@ def _pop_effort(body: dict[str, Any]) -> str | None:
     return found.strip().lower()
 
 
-def _thinking_off(body: dict[str, Any]) -> bool:
+def thinking_flags(body: dict[str, Any], enabled: bool) -> bool:
+    """The chat template's thinking switches set to `enabled`, unless the client set one itself."""
     kwargs = _kwargs(body)
     if _has_flag(kwargs):
         return False
-    kwargs["enable_thinking"] = kwargs["thinking"] = False
+    kwargs["enable_thinking"] = kwargs["thinking"] = enabled
     return True
+
+
+def _thinking_off(body: dict[str, Any]) -> bool:
+    return thinking_flags(body, False)

@@ -55,6 +55,8 @@ class Settings:
     # connection costs next to nothing; a late answer costs the client time).
     health_interval: Seconds = 0.02
     max_body_bytes: Annotated[int, Bounds(ge=1024)] = 64 * 1024 * 1024
+    # Audio uploads (/v1/audio/*) stream through a spool file instead: their own bound.
+    max_upload_bytes: Annotated[int, Bounds(ge=1024)] = 1024 * 1024 * 1024
     # Refuse (503, with the reason) to start a model whose recorded memory
     # need is more than the machine has available.
     fit_gate: bool = False

@@ -19,7 +19,7 @@ from sparkd.errors import ApiError
 
 
 class Answer(Protocol):
-    """An engine's answer being relayed (sparkd.upstream.EngineResponse)."""
+    """An engine's answer being relayed (sparkd.engine_answer.EngineResponse)."""
 
     def release(self) -> None: ...
 

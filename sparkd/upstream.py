@@ -15,100 +15,21 @@ aiohttp's client stays for the rare calls (health probes, /tokenize).
 from __future__ import annotations
 
 import asyncio
-import collections
+import io
 import time
 from collections.abc import Callable, Mapping
-from typing import cast
+from typing import IO, cast
 
 import httptools
+
+from sparkd.engine_answer import EngineGone, EngineResponse
 
 CONNECT_TIMEOUT = 10.0  # seconds to open a connection to an engine on loopback
 # Engines close idle keep-alive connections (uvicorn, under vLLM, after 5 s);
 # a connection idle for longer than this is not reused, so a request is never
 # written into one the engine is closing.
 KEEP_IDLE = 4.0
-# Body bytes buffered before the engine's socket is paused: the client reads slower.
-HIGH_WATER = 256 * 1024
-
-
-class EngineGone(Exception):
-    """The engine's connection ended before its answer was complete."""
-
-
-class EngineResponse:
-    """One answer from an engine: status and headers at once, the body as it arrives.
-
-    `release()` must be called when done (the proxy does it in `finally`): a
-    complete answer leaves its connection in the pool, an incomplete one
-    closes it, which tells the engine to stop generating.
-    """
-
-    def __init__(self, connection: _Connection, status: int, headers: dict[str, str]) -> None:
-        self.status = status
-        self.headers = headers  # names in lower case
-        self._connection = connection
-        self._chunks: collections.deque[bytes] = collections.deque()
-        self._buffered = 0
-        self._complete = False
-        self._failure: EngineGone | None = None
-        self._waiter: asyncio.Future[None] | None = None
-
-    @property
-    def content_type(self) -> str:
-        return self.headers.get("content-type", "").partition(";")[0].strip().lower()
-
-    async def read(self) -> bytes:
-        """The whole body."""
-        parts = []
-        while chunk := await self.readany():
-            parts.append(chunk)
-        return b"".join(parts)
-
-    async def readany(self) -> bytes:
-        """The body bytes that have arrived (waiting for some if none has); b"" at the end."""
-        while not self._chunks:
-            if self._complete:
-                return b""
-            if self._failure is not None:
-                raise self._failure
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        data = self._chunks.popleft() if len(self._chunks) == 1 else b"".join(self._chunks)
-        self._chunks.clear()
-        if self._buffered >= HIGH_WATER and not self._complete:
-            self._connection.resume_reading()
-        self._buffered = 0
-        return data
-
-    def release(self) -> None:
-        if self._complete:
-            return
-        self._connection.close()
-
-    # Fed by the connection ---------------------------------------------------
-
-    def _feed(self, data: bytes) -> None:
-        self._chunks.append(data)
-        self._buffered += len(data)
-        if self._buffered >= HIGH_WATER:
-            self._connection.pause_reading()
-        self._wake()
-
-    def _finish(self) -> None:
-        self._complete = True
-        self._wake()
-
-    def _fail(self, error: EngineGone) -> None:
-        if not self._complete:
-            self._failure = error
-            self._wake()
-
-    def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+UPLOAD_PIECE = 64 * 1024  # bytes of a file body written at a time, as the engine takes them
 
 
 class _Connection(asyncio.Protocol):
@@ -126,6 +47,8 @@ class _Connection(asyncio.Protocol):
         self._head: asyncio.Future[EngineResponse] | None = None
         self._response: EngineResponse | None = None
         self._lost = False
+        self._writable = asyncio.Event()  # cleared while the engine's socket is full
+        self._writable.set()
 
     # asyncio.Protocol ---------------------------------------------------------
 
@@ -138,6 +61,12 @@ class _Connection(asyncio.Protocol):
             self._parser.feed_data(data)
         except httptools.HttpParserError as error:
             self._end(EngineGone(f"the engine's answer is not valid HTTP: {error}"))
+
+    def pause_writing(self) -> None:
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
 
     def eof_received(self) -> bool:
         return False  # close our side too
@@ -196,6 +125,15 @@ class _Connection(asyncio.Protocol):
         self.transport.write(request)
         return self._head
 
+    async def write_body(self, body: IO[bytes]) -> None:
+        """A file body, a piece at a time, as fast as the engine reads it: never whole in memory."""
+        body.seek(0)
+        while piece := body.read(UPLOAD_PIECE):
+            await self._writable.wait()
+            if self._lost or self.transport is None:
+                return  # the engine went away: its answer (or EngineGone) says so
+            self.transport.write(piece)
+
     def usable(self, now: float) -> bool:
         return not self._lost and self.transport is not None and now - self.idle_since < KEEP_IDLE
 
@@ -233,22 +171,31 @@ class EnginePool:
         self._idle: dict[int, list[_Connection]] = {}
 
     async def post(self, port: int, path: str, headers: Mapping[str, str], body: bytes) -> EngineResponse:
-        """Send a POST and wait for the answer's status and headers.
+        return await self.request("POST", port, path, headers, body)
+
+    async def request(
+        self, method: str, port: int, path: str, headers: Mapping[str, str], body: bytes | IO[bytes]
+    ) -> EngineResponse:
+        """Send a request and wait for the answer's status and headers.
 
         Raises OSError (or TimeoutError) when the engine cannot be reached and
         EngineGone when it hangs up before answering. A kept-alive connection
         that turns out closed before a single byte came back is retried once on
         a new one: the engine closed it between requests, never saw this one.
         """
-        request = _request_bytes(port, path, headers, body)
+        if isinstance(body, bytes):
+            request, upload = _request_bytes(method, port, path, headers, body, len(body)), None
+        else:  # a file: the head now, the body a piece at a time
+            size = body.seek(0, io.SEEK_END)
+            request, upload = _request_bytes(method, port, path, headers, b"", size), body
         connection = self._take(port)
         if connection is not None:
             try:
-                return await _exchange(connection, request)
+                return await _exchange(connection, request, upload)
             except EngineGone:
                 if connection.answered_bytes:
                     raise
-        return await _exchange(await self._connect(port), request)
+        return await _exchange(await self._connect(port), request, upload)
 
     def close(self) -> None:
         for connections in list(self._idle.values()):
@@ -294,9 +241,12 @@ class EnginePool:
         return connection
 
 
-async def _exchange(connection: _Connection, request: bytes) -> EngineResponse:
+async def _exchange(connection: _Connection, request: bytes, upload: IO[bytes] | None) -> EngineResponse:
     try:
-        return await connection.send(request)
+        head = connection.send(request)
+        if upload is not None:
+            await connection.write_body(upload)
+        return await head
     except asyncio.CancelledError:
         connection.close()  # the client left while the engine was thinking: it stops too
         raise
@@ -306,8 +256,10 @@ def _ends_at_close(headers: dict[str, str]) -> bool:
     return "content-length" not in headers and "chunked" not in headers.get("transfer-encoding", "")
 
 
-def _request_bytes(port: int, path: str, headers: Mapping[str, str], body: bytes) -> bytes:
-    lines = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", f"Content-Length: {len(body)}"]
+def _request_bytes(
+    method: str, port: int, path: str, headers: Mapping[str, str], body: bytes, length: int
+) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", f"Content-Length: {length}"]
     for name, value in headers.items():
         if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
             continue  # never let a header split the request (aiohttp's server refuses these anyway)

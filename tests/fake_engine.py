@@ -6,8 +6,11 @@ In-process (loopback tests): `make_app(...)` and read what it received from
     python fake_engine.py --port 18100 --model fake-a [--start-delay 1] [--fail-at-start]
 
 It answers /health once `start_delay` has passed, chat and text completions
-(plain or SSE, `chunks` pieces `interval` seconds apart), embeddings, and an
-admin route (/tokenize) that sparkd must never forward.
+(plain or SSE, `chunks` pieces `interval` seconds apart), Anthropic messages
+(plain or SSE) and their token count, embeddings, the other public routes
+of vLLM (rerank, score, pooling, classify, tokenize, stored responses, audio)
+with an echo of what they received, and admin routes that sparkd must never
+forward (each answers 200 here, so a leak would show).
 """
 
 from __future__ import annotations
@@ -99,8 +102,31 @@ def make_app(
     app.router.add_post("/v1/completions", completion)
     app.router.add_post("/v1/responses", completion)
     app.router.add_post("/v1/embeddings", embeddings)
-    app.router.add_post("/tokenize", admin)
+    app.router.add_post("/v1/messages", messages)
+    app.router.add_post("/v1/messages/count_tokens", count_tokens)
+    for path in PUBLIC_ROUTES:
+        app.router.add_post(path, echo)
+    app.router.add_get("/v1/responses/{id}", echo)
+    app.router.add_post("/v1/responses/{id}/cancel", echo)
+    for path in ADMIN_ROUTES:
+        app.router.add_post(path, admin)
     return app
+
+
+PUBLIC_ROUTES = (
+    "/v1/rerank",
+    "/rerank",
+    "/v2/rerank",
+    "/v1/score",
+    "/score",
+    "/pooling",
+    "/classify",
+    "/tokenize",
+    "/detokenize",
+    "/v1/audio/transcriptions",
+    "/v1/audio/translations",
+)
+ADMIN_ROUTES = ("/sleep", "/wake_up", "/collective_rpc", "/reset_prefix_cache", "/pause", "/server_info")
 
 
 async def health(request: web.Request) -> web.Response:
@@ -115,7 +141,70 @@ async def models(request: web.Request) -> web.Response:
 
 async def admin(request: web.Request) -> web.Response:
     request.app[RECEIVED].add(request.path, CIMultiDict(request.headers), await request.read())
-    return web.json_response({"tokens": [1, 2, 3]})
+    return web.json_response({"admin": request.path})
+
+
+async def echo(request: web.Request) -> web.Response:
+    """What a public route received: its path, model (JSON or form field) and body size."""
+    body = await request.read()
+    request.app[RECEIVED].add(request.path, CIMultiDict(request.headers), body)
+    model = request.app[SETTINGS]["model"]
+    if request.path == "/tokenize":
+        return web.json_response({"count": 3, "max_model_len": 4096, "tokens": [1, 2, 3]})
+    return web.json_response({"object": "echo", "path": request.path, "model": model, "bytes": len(body)})
+
+
+async def count_tokens(request: web.Request) -> web.Response:
+    body = await request.read()
+    request.app[RECEIVED].add(request.path, CIMultiDict(request.headers), body)
+    return web.json_response({"input_tokens": 7})
+
+
+def _event(kind: str, data: dict[str, Any]) -> bytes:
+    return f"event: {kind}\ndata: ".encode() + json.dumps({"type": kind, **data}).encode() + b"\n\n"
+
+
+async def messages(request: web.Request) -> web.StreamResponse:
+    """Anthropic's Messages API, as vLLM serves it: one text block, plain or as its event stream."""
+    settings, received = request.app[SETTINGS], request.app[RECEIVED]
+    body = await request.read()
+    received.add(request.path, CIMultiDict(request.headers), body)
+    document: dict[str, Any] = json.loads(body)
+    if document.get("model") != settings["model"]:
+        error = {"type": "not_found_error", "message": f"model {document.get('model')!r} not served"}
+        return web.json_response({"type": "error", "error": error}, status=404)
+    words = [f"word{i} " for i in range(settings["chunks"])]
+    message = {"id": "msg_fake", "type": "message", "role": "assistant", "model": settings["model"]}
+    usage = {"input_tokens": 3, "output_tokens": len(words)}
+    if not document.get("stream"):
+        await asyncio.sleep(settings["interval"])
+        received.completed += 1
+        content = [{"type": "text", "text": "".join(words)}]
+        return web.json_response({**message, "content": content, "stop_reason": "end_turn", "usage": usage})
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    try:
+        start = {**message, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 0}}
+        await response.write(_event("message_start", {"message": start}))
+        block = {"index": 0, "content_block": {"type": "text", "text": ""}}
+        await response.write(_event("content_block_start", block))
+        for index, word in enumerate(words):
+            if settings["die_after"] is not None and index == settings["die_after"]:
+                assert request.transport is not None
+                request.transport.abort()
+                return response
+            delta = {"index": 0, "delta": {"type": "text_delta", "text": word}}
+            await response.write(_event("content_block_delta", delta))
+            await asyncio.sleep(settings["interval"])
+        await response.write(_event("content_block_stop", {"index": 0}))
+        stop = {"delta": {"stop_reason": "end_turn", "stop_sequence": None}, "usage": usage}
+        await response.write(_event("message_delta", stop))
+        await response.write(_event("message_stop", {}))
+        received.completed += 1
+    except (asyncio.CancelledError, ConnectionError):
+        received.cancelled += 1
+        raise
+    return response
 
 
 async def embeddings(request: web.Request) -> web.Response:
@@ -158,9 +247,10 @@ async def completion(request: web.Request) -> web.StreamResponse:
             "finish_reason": "stop",
             **({"message": {"role": "assistant", "content": text}} if chat else {"text": text}),
         }
+        stored = request.path.endswith("/responses")  # vLLM names stored responses resp_...
         return web.json_response(
             {
-                "id": "fake-1",
+                "id": "resp_fake1" if stored else "fake-1",
                 "object": "chat.completion" if chat else "text_completion",
                 "created": 0,
                 "model": settings["model"],

@@ -8,12 +8,13 @@ from typing import Any
 
 from aiohttp import web
 
-from sparkd.appstate import CATALOGUE, FORWARDER, RUNTIME
+from sparkd.appstate import CATALOGUE, FORWARDER, RESPONSES, RUNTIME
 from sparkd.budget import tokenize_request
-from sparkd.catalogue import Model
+from sparkd.catalogue import ApiFamily, Model
 from sparkd.errors import OPENAI, ApiError, Envelope
-from sparkd.forward import Call, json_object, resolve
-from sparkd.plan import Plan, RewriteError
+from sparkd.forward import Call, checked_rewrite, json_object, resolve
+from sparkd.models_list import model_entry
+from sparkd.plan import Plan
 from sparkd.rewrite import rewrite
 
 ENDPOINTS = ("chat/completions", "completions", "embeddings", "responses")
@@ -25,12 +26,7 @@ class OpenAIFamily:
     def rewrite(
         self, document: dict[str, Any], model: Model, endpoint: str, exact_prompt: int | None
     ) -> Plan:
-        try:
-            return rewrite(document, model, endpoint, exact_prompt)
-        except RewriteError as error:
-            raise ApiError(400, str(error), "invalid_field", error.param) from None
-        except RecursionError:
-            raise ApiError(400, "the request body is nested too deeply", "invalid_json") from None
+        return checked_rewrite(lambda: rewrite(document, model, endpoint, exact_prompt))
 
     def progress_event(self, model: Model, endpoint: str, line: str) -> bytes:
         """With `progress_as_reasoning`, chat clients also see the progress as reasoning text."""
@@ -45,8 +41,14 @@ class OpenAIFamily:
         }
         return b"data: " + json.dumps(chunk).encode() + b"\n\n"
 
-    def tokenize_request(self, document: dict[str, Any], endpoint: str) -> dict[str, Any] | None:
+    count_path = "/tokenize"
+
+    def count_request(self, document: dict[str, Any], endpoint: str) -> dict[str, Any] | None:
         return tokenize_request(document, endpoint)
+
+    def counted(self, answer: dict[str, Any]) -> int | None:
+        count = answer.get("count")
+        return count if isinstance(count, int) else None
 
 
 FAMILY = OpenAIFamily()
@@ -68,27 +70,15 @@ async def completions(request: web.Request) -> web.StreamResponse:
     if not isinstance(name, str) or not name:
         raise ApiError(400, "the request body needs a `model` (a string)", "missing_model", "model")
     model = resolve(request.app[CATALOGUE], name)
-    return await request.app[FORWARDER].serve(request, Call(FAMILY, model, endpoint, document, body))
+    if not model.serves(ApiFamily.OPENAI):
+        raise ApiError(400, f"{model.id!r} does not serve OpenAI's API here", "unsupported_api", "model")
+    # A stored response is later asked for by its id alone: remember whose it is.
+    observe = request.app[RESPONSES].watcher(model.id) if endpoint == "responses" else None
+    call = Call(FAMILY, model, endpoint, document, body, observe=observe)
+    return await request.app[FORWARDER].serve(request, call)
 
 
 async def models(request: web.Request) -> web.Response:
-    scheduler = request.app[RUNTIME].scheduler
-    data = []
-    for model in request.app[CATALOGUE].enabled():
-        data.append(
-            {
-                "id": model.id,
-                "object": "model",
-                "created": 0,
-                "owned_by": "sparkd",
-                "state": scheduler.phase(model.id).value,
-                "status": model.status.value,
-                "role": model.role.value,
-                "context_length": model.context_length,
-                "max_model_len": model.context_length,
-                "client_context": model.client_context or model.context_length,
-                "aliases": list(model.aliases),
-                "description": model.description,
-            }
-        )
+    phase = request.app[RUNTIME].scheduler.phase
+    data = [model_entry(phase(m.id).value, m) for m in request.app[CATALOGUE].enabled()]
     return web.json_response({"object": "list", "data": data})

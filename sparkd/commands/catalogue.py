@@ -47,7 +47,7 @@ def register(verbs: Verbs) -> None:
         _export,
         "Print configuration for a client, with the catalogue's client-safe context ceilings.",
     )
-    export.add_argument("client", choices=("opencode", "cline", "openai-env"))
+    export.add_argument("client", choices=("opencode", "cline", "openai-env", "claude-code"))
     export.add_argument("--url", help="the base URL clients use (default http://<this host>:8009/v1)")
 
 
@@ -122,5 +122,8 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
             key = next(iter(read_keys(settings.api_keys_file).values()), None)
         except (OSError, KeyFileError):
             key = None
-        sys.stdout.write(exports.openai_env(url, key))
+        if args.client == "claude-code":
+            sys.stdout.write(exports.claude_code(catalogue, url, key))
+        else:
+            sys.stdout.write(exports.openai_env(url, key))
     return 0

@@ -126,8 +126,10 @@ EXTRA = {
 }
 
 
-def catalogue_text(ports: dict[str, int]) -> str:
+def catalogue_text(ports: dict[str, int], more: dict[str, str] | None = None) -> str:
+    """alpha and beta serve both API families, helper only OpenAI's; `more` adds keys to a model."""
     roles = {"alpha": "main", "beta": "main", "helper": "utility"}
+    families = {"alpha": '["openai", "anthropic"]', "beta": '["openai", "anthropic"]', "helper": '["openai"]'}
     out = []
     for model_id, port in ports.items():
         out.append(f"""
@@ -140,6 +142,8 @@ context_length = 4096
 role = "{roles.get(model_id, "main")}"
 aliases = ["{model_id}-alias"]
 start_timeout = "5s"
+api_families = {families[model_id]}
+{(more or {}).get(model_id, "")}
 {EXTRA.get(model_id, "")}
 """)
     out.append(
@@ -158,6 +162,8 @@ async def gateway(
     busy_policy: str = "queue",
     fit_gate: bool = False,
     memory_peaks: dict[str, int] | None = None,
+    more: dict[str, str] | None = None,
+    max_upload: int = 64 * 1024 * 1024,
 ) -> AsyncIterator[Bed]:
     runners: dict[str, web.AppRunner] = {}
     engines: dict[str, web.Application] = {}
@@ -172,7 +178,7 @@ async def gateway(
         ports[model_id] = engine_runner.addresses[0][1]
     shipped = tmp_path / "catalogue"
     shipped.mkdir(exist_ok=True)
-    (shipped / "test.toml").write_text(catalogue_text(ports))
+    (shipped / "test.toml").write_text(catalogue_text(ports, more))
     catalogue = load_catalogue(shipped, None)
     keys_file = tmp_path / "api-keys"
     keys_file.write_text(f"me:{KEY}\nother:{OTHER_KEY}\n")
@@ -183,6 +189,7 @@ async def gateway(
         busy_policy=busy_policy,  # type: ignore[arg-type]
         fit_gate=fit_gate,
         max_body_bytes=max_body,
+        max_upload_bytes=max_upload,
         health_interval=0.02,
     )
     units = FakeUnits()

@@ -192,7 +192,6 @@ def test_a_body_over_the_limit_is_413_even_in_chunks(live: Live) -> None:
 
 
 PATH_TRICKS = [
-    "/tokenize",
     "/v1/../tokenize",
     "/v1/alpha/../../tokenize",
     "/v1/%2e%2e/tokenize",
@@ -211,7 +210,12 @@ PATH_TRICKS = [
     "/invocations",
     "/ping",
     "/version",
-    "/detokenize",
+    "/reset_prefix_cache",
+    "/v1/load_lora_adapter",
+    "/start_profile",
+    "/server_info",
+    "/pause",
+    "/update_weights",
 ]
 
 

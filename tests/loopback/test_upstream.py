@@ -15,7 +15,8 @@ import pytest
 import uvloop
 
 from sparkd import upstream
-from sparkd.upstream import EngineGone, EnginePool
+from sparkd.engine_answer import EngineGone
+from sparkd.upstream import EnginePool
 from tests.waiting import eventually
 
 LOOP: dict[str, Callable[[Coroutine[Any, Any, RawEngine]], RawEngine]] = {"run": asyncio.run}
@@ -337,6 +338,8 @@ def test_a_slow_reader_pauses_the_engine_instead_of_buffering_without_bound() ->
 
 
 def test_a_header_value_cannot_split_the_request() -> None:
-    request = upstream._request_bytes(8000, "/v1/completions", {"User-Agent": "x\r\nEvil: 1"}, b"{}")
+    request = upstream._request_bytes(
+        "POST", 8000, "/v1/completions", {"User-Agent": "x\r\nEvil: 1"}, b"{}", 2
+    )
     assert b"Evil" not in request
     assert request.endswith(b"\r\n\r\n{}")
