@@ -145,12 +145,41 @@ class Bench:
                 "reported",
             )
         )
+        dm, sm = runs["direct messages"], runs["sparkd messages"]
+        added = sm[1]["p50_ms"] - dm[1]["p50_ms"]
+        self.add(
+            Figure(
+                "/v1/messages added latency, c=1, p50 (ms)",
+                added,
+                "ms",
+                "direct p50",
+                dm[1]["p50_ms"],
+                None,
+                "<= 0.5 ms added",
+                added <= 0.5,
+            )
+        )
+        self.add(
+            Figure(
+                "/v1/messages request rate, c=64 (req/s)",
+                sm[64]["rps"],
+                "req/s",
+                "direct",
+                dm[64]["rps"],
+                None,
+                ">= 3,000 req/s",
+                sm[64]["rps"] >= 3000,
+            )
+        )
         errors = sum(r[c]["errors"] for r in runs.values() for c in (1, 64))
         if errors:
             print(f"warning: wrk counted {errors} errors", flush=True)
 
     def _wrk_rounds(self) -> dict[str, dict[int, dict[str, float]]]:
-        """wrk at c=1 and c=64 against the engine alone, through nginx and through sparkd; medians."""
+        """wrk at c=1 and c=64 against the engine alone, through nginx and through sparkd; medians.
+
+        Chat completions through all three; Anthropic messages straight and through sparkd.
+        """
         first_byte(self.sparkd)  # bench-a ready
         direct = f"http://127.0.0.1:{ENGINE_A}"
         # The three targets take turns, round after round, and each figure is
@@ -158,11 +187,18 @@ class Bench:
         # frequency) then moves the baseline as much as sparkd.
         rounds: dict[str, dict[int, list[dict[str, float]]]] = {}
         with nginx(ENGINE_A) as via_nginx:
+            targets = [
+                ("direct", direct, "chat"),
+                ("nginx", via_nginx, "chat"),
+                ("sparkd", self.sparkd, "chat"),
+                ("direct messages", direct, "messages"),
+                ("sparkd messages", self.sparkd, "messages"),
+            ]
             for _ in range(self.rounds):
-                for name, url in (("direct", direct), ("nginx", via_nginx), ("sparkd", self.sparkd)):
+                for name, url, api in targets:
                     for c in (1, 64):
                         rounds.setdefault(name, {}).setdefault(c, []).append(
-                            wrk(url, c, self.seconds, "bench-a")
+                            wrk(url, c, self.seconds, "bench-a", api)
                         )
         return {
             name: {c: _medians(results) for c, results in by_concurrency.items()}
@@ -203,6 +239,22 @@ class Bench:
                     "reported",
                 )
             )
+        direct_messages = uvloop.run(stream_rate(direct, 64, self.seconds, "messages"))
+        sparkd_messages = uvloop.run(stream_rate(self.sparkd, 64, self.seconds, "messages"))
+        base = direct_messages["chunks_per_s"]
+        ratio = sparkd_messages["chunks_per_s"] / base if base else 0.0
+        self.add(
+            Figure(
+                "/v1/messages stream events/s, 64 streams",
+                sparkd_messages["chunks_per_s"],
+                "events/s",
+                "direct",
+                base,
+                None,
+                ">= 0.95x direct",
+                ratio >= 0.95,
+            )
+        )
 
     def run(self) -> list[Figure]:
         steps = (

@@ -12,11 +12,16 @@ from testbed import PrivateSystemd
 from bench.tools import DEMO_ENGINE, ENGINE_A, ENGINE_B, ENGINE_STREAM, ROOT
 from tests.fake_engine import catalogue_entry
 
+BOTH_APIS = 'api_families = ["openai", "anthropic"]'  # the fake engine speaks both
 BASE_MODELS = (
     '[models."qwen3.5-0.8b"]\nstatus = "disabled"\n'
-    + catalogue_entry("bench-a", ENGINE_A, ', "--interval", "0", "--chunks", "1", "--start-delay", "1"')
+    + catalogue_entry(
+        "bench-a", ENGINE_A, ', "--interval", "0", "--chunks", "1", "--start-delay", "1"', BOTH_APIS
+    )
     + catalogue_entry("bench-b", ENGINE_B, ', "--interval", "0", "--chunks", "1", "--start-delay", "1"')
-    + catalogue_entry("bench-stream", ENGINE_STREAM, ', "--interval", "0.05", "--chunks", "100000"')
+    + catalogue_entry(
+        "bench-stream", ENGINE_STREAM, ', "--interval", "0.05", "--chunks", "100000"', BOTH_APIS
+    )
 )
 
 

@@ -26,7 +26,11 @@ DEMO_ENGINE = Path("/var/lib/sparkd/demo")
 PACKAGED_SPARKD = "/usr/bin/sparkd"
 
 
-def wrk(url: str, connections: int, seconds: float, model: str) -> dict[str, float]:
+# The two API families the benchmarks speak: wrk's script and the route, the body's shape.
+ROUTES = {"chat": ("chat.lua", "/v1/chat/completions"), "messages": ("messages.lua", "/v1/messages")}
+
+
+def wrk(url: str, connections: int, seconds: float, model: str, api: str = "chat") -> dict[str, float]:
     threads = min(2, connections)
     env = {**os.environ, "BENCH_KEY": KEY, "BENCH_MODEL": model}
     out = subprocess.run(
@@ -37,8 +41,8 @@ def wrk(url: str, connections: int, seconds: float, model: str) -> dict[str, flo
             f"-d{max(1, round(seconds))}s",
             "--latency",
             "-s",
-            str(ROOT / "bench" / "chat.lua"),
-            f"{url}/v1/chat/completions",
+            str(ROOT / "bench" / ROUTES[api][0]),
+            f"{url}{ROUTES[api][1]}",
         ],
         capture_output=True,
         text=True,
@@ -83,14 +87,13 @@ class _StreamCounter(asyncio.Protocol):
             self.closed.set_result(None)
 
 
-async def stream_rate(url: str, streams: int, seconds: float) -> dict[str, float]:
+async def stream_rate(url: str, streams: int, seconds: float, api: str = "chat") -> dict[str, float]:
     """Open `streams` SSE answers at once; count chunks and the gaps between them for `seconds`."""
     host, port = url.removeprefix("http://").split(":")
-    body = json.dumps(
-        {"model": "bench-stream", "messages": [{"role": "user", "content": "go"}], "stream": True}
-    ).encode()
+    fields = {"model": "bench-stream", "messages": [{"role": "user", "content": "go"}], "stream": True}
+    body = json.dumps({**fields, "max_tokens": 1_000_000} if api == "messages" else fields).encode()
     request = (
-        f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {KEY}\r\n"
+        f"POST {ROUTES[api][1]} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {KEY}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     ).encode() + body
     loop = asyncio.get_running_loop()

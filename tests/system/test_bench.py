@@ -22,6 +22,9 @@ def test_the_benchmark_harness_measures_every_figure(bed: PrivateSystemd) -> Non
         "idle RSS after the runs above (MB)",
         "first byte after socket activation (ms)",
         "RSS with 1000 queued requests (MB)",
+        "/v1/messages added latency, c=1, p50 (ms)",
+        "/v1/messages request rate, c=64 (req/s)",
+        "/v1/messages stream events/s, 64 streams",
     ):
         assert expected in names
     assert all(math.isfinite(f.sparkd) for f in figures)
