@@ -58,6 +58,8 @@ BINARY_THINKING = {
 SMALL_CONTEXT_BUFFER = BINARY_THINKING  # the same five lanes got a fixed 4096-token buffer
 
 # Client-safe context ceilings, from the original's soak evidence (original-stack.md 4.6).
+# A chat template some lanes copy from another model's download: that model's id.
+TEMPLATE_PROVIDERS = {"Qwen/Qwen3.5-0.8B": "qwen3.5-0.8b"}
 CLIENT_CONTEXT = {
     "gpt-oss-20b": 108000,
     "gpt-oss-120b": 108000,
@@ -234,6 +236,14 @@ def convert(record: dict[str, Any], port: int) -> dict[str, Any]:
     if record["devices"]:
         entry["devices"] = list(record["devices"])
 
+    weights = entry["weights"]
+    if "/" in weights and not weights.startswith("/"):
+        # Gated repositories (Gemma, Llama) need a token; any download is better with one.
+        # The unit names the secret's file only once `sparkd secret set HF_TOKEN` stored it.
+        entry["secrets"] = ["HF_TOKEN"]
+    template_from = environment.get("QWEN35_CHAT_TEMPLATE_MODEL_ID")
+    if template_from in TEMPLATE_PROVIDERS:
+        entry["needs"] = [TEMPLATE_PROVIDERS[template_from]]
     entry["port"] = port
     period = record["healthcheck_start_period"]
     if period:

@@ -222,6 +222,7 @@ def install_sparkd(
     bed.write_file(
         f"{BED_CONFIG}/sparkd.toml",
         f'models_d = "{BED_CONFIG}/models.d"\napi_keys_file = "{BED_CONFIG}/api-keys"\ngpu = "no"\n'
+        f'secrets_dir = "{BED_CONFIG}/secrets"\n'
         f'listen = "{listen}"\n' + settings,
     )
     bed.write_file(f"{BED_CONFIG}/models.d/bed.toml", models)

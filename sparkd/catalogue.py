@@ -61,6 +61,12 @@ def _check_volume(value: str) -> str:
     return value
 
 
+def _check_secret_name(value: str) -> str:
+    from sparkd.secrets import check_name
+
+    return check_name(value)
+
+
 ModelId = Annotated[str, Check(_check_id)]
 VolumeSpec = Annotated[str, Check(_check_volume)]
 
@@ -161,6 +167,11 @@ class Model:
     rewrites: Rewrites = field(default_factory=Rewrites)
     # None: what the engine speaks (vLLM and SGLang both families; a generic engine OpenAI's only).
     api_families: tuple[ApiFamily, ...] | None = None
+    # Secrets the engine gets as environment variables (`sparkd secret set NAME`), by name.
+    secrets: tuple[Annotated[str, Check(_check_secret_name)], ...] = ()
+    # Models whose files this one reads (the Qwen 3.6 lanes: their chat template comes
+    # with the utility's download); disabling one of them is warned about.
+    needs: tuple[ModelId, ...] = ()
 
     notes: str = ""
     source_recipe: str | None = None
@@ -229,6 +240,7 @@ class Catalogue:
 
     models: Mapping[str, Model]
     _by_name: Mapping[str, str] = field(repr=False)
+    warnings: tuple[str, ...] = ()  # what is allowed but likely a mistake (a needed model disabled)
 
     def __iter__(self) -> Iterator[Model]:
         return iter(self.models.values())
@@ -354,4 +366,18 @@ def _index(models: dict[str, Model], origin: Mapping[str, Mapping[str, Path]]) -
     utilities = [m.id for m in models.values() if m.enabled and m.role is Role.UTILITY]
     if len(utilities) > 1:
         raise CatalogueError(None, f"only one enabled utility model is allowed, found {utilities}")
-    return Catalogue(models=dict(sorted(models.items())), _by_name=by_name)
+    return Catalogue(models=dict(sorted(models.items())), _by_name=by_name, warnings=_warnings(models))
+
+
+def _warnings(models: Mapping[str, Model]) -> tuple[str, ...]:
+    found = []
+    for model in models.values():
+        for needed in model.needs if model.enabled else ():
+            other = models.get(needed)
+            if other is None or not other.enabled:
+                why = "does not exist" if other is None else "is disabled"
+                found.append(
+                    f"{model.id!r} needs {needed!r} (it reads files {needed!r} downloads, such as "
+                    f"its chat template), which {why}: start {needed!r} once, or provide the files"
+                )
+    return tuple(found)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sparkd.quadlet import HostFacts
+from sparkd.secrets import names as secret_names
 from sparkd.settings import Settings
 
 # Where the NVIDIA Container Toolkit writes CDI specs (`nvidia-ctk cdi generate`).
@@ -32,4 +33,6 @@ def detect_host(settings: Settings) -> HostFacts:
         cache_dir=settings.cache_dir,
         data_dir=settings.data_dir,
         state_dir=settings.state_dir,
+        secrets_dir=settings.secrets_dir,
+        secrets=frozenset(secret_names(settings.secrets_dir)),
     )

@@ -62,6 +62,7 @@ class Facts:
     port_owner: str = "free"  # "sparkd.socket", "free" or "other"
     socket_enabled: str = "unknown"  # systemctl is-enabled output
     units_missing: list[str] = field(default_factory=list)
+    catalogue_warnings: tuple[str, ...] = ()
 
 
 def judge(facts: Facts) -> list[Item]:
@@ -254,7 +255,25 @@ def _model_units(facts: Facts) -> list[Item]:
     return items
 
 
-CHECKS = (_podman, _quadlet, _gpu, _images, _tiktoken, _model_cache, _api_keys, _port, _socket, _model_units)
+def _catalogue(facts: Facts) -> list[Item]:
+    if not facts.catalogue_warnings:
+        return [Item("catalogue", Verdict.OK, "no enabled model needs a disabled one")]
+    return [Item("catalogue", Verdict.WARN, warning) for warning in facts.catalogue_warnings]
+
+
+CHECKS = (
+    _catalogue,
+    _podman,
+    _quadlet,
+    _gpu,
+    _images,
+    _tiktoken,
+    _model_cache,
+    _api_keys,
+    _port,
+    _socket,
+    _model_units,
+)
 
 
 def _v(version: tuple[int, int] | None) -> str:
@@ -273,7 +292,7 @@ def _run(*argv: str) -> subprocess.CompletedProcess[str] | None:
 
 
 def gather(settings: Settings, catalogue: Catalogue, port: int) -> Facts:
-    facts = Facts(port=port)
+    facts = Facts(port=port, catalogue_warnings=catalogue.warnings)
     version = _run("podman", "--version")
     if version is not None and version.returncode == 0:
         match = re.search(r"(\d+)\.(\d+)", version.stdout)

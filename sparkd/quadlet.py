@@ -31,6 +31,8 @@ class HostFacts:
     cache_dir: Path = Path("/var/lib/sparkd/cache")
     data_dir: Path = Path("/usr/share/sparkd")
     state_dir: Path = Path("/var/lib/sparkd")
+    secrets_dir: Path = Path("/etc/sparkd/secrets")
+    secrets: frozenset[str] = frozenset()  # the names stored there (never their values)
 
     def volume_roots(self) -> dict[str, Path]:
         return {
@@ -125,6 +127,21 @@ def health_command(model: Model) -> str:
     return f"python3 -c 'import urllib.request as u; u.urlopen(\"{url}\", timeout=5)'"
 
 
+def host_side(model: Model, container_path: str, host: HostFacts) -> str | None:
+    """Where a path inside the model's container lives on the host, through its volumes; None if nowhere."""
+    best: tuple[str, str] | None = None
+    for spec in model.volumes:
+        source, _, rest = spec.partition(":")
+        target = rest.partition(":")[0]
+        inside = container_path == target or container_path.startswith(target.rstrip("/") + "/")
+        if inside and (best is None or len(target) > len(best[1])):
+            best = (source, target)
+    if best is None:
+        return None
+    source, target = best
+    return host_path(source, host).rstrip("/") + container_path[len(target.rstrip("/")) :]
+
+
 def host_path(spec: str, host: HostFacts) -> str:
     for root, path in host.volume_roots().items():
         if spec.startswith(root):
@@ -155,6 +172,10 @@ def render_container(model: Model, host: HostFacts) -> str:
     unit.add(c, "LogDriver", "journald")
     for key, value in model.environment.items():
         unit.add(c, "Environment", quote_word(f"{key}={value}"))
+    for name in model.secrets:
+        # The value stays in its root-only file: podman reads it as the container starts.
+        if name in host.secrets:
+            unit.add(c, "EnvironmentFile", quote_word(str(host.secrets_dir / name)))
     for spec in model.volumes:
         unit.add(c, "Volume", quote_word(host_path(spec, host)))
     if model.gpu and host.gpu:

@@ -33,6 +33,8 @@ class Settings:
     models_dir: Path = Path("/var/lib/sparkd/models")
     cache_dir: Path = Path("/var/lib/sparkd/cache")
     data_dir: Path = Path("/usr/share/sparkd")
+    # One root-only file per secret (`sparkd secret set`), named by model units.
+    secrets_dir: Path = Path("/etc/sparkd/secrets")
     # "auto" asks the CDI spec; "yes"/"no" decide for it.
     gpu: Literal["auto", "yes", "no"] = "auto"
 

@@ -15,6 +15,8 @@ from sparkd.commands.output import table
 if TYPE_CHECKING:
     import argparse
 
+    from sparkd.catalogue import Catalogue
+    from sparkd.quadlet import HostFacts
     from sparkd.settings import Settings
 
 
@@ -74,12 +76,13 @@ def _models(args: argparse.Namespace, settings: Settings) -> int:
 
 def _render(args: argparse.Namespace, settings: Settings) -> int:
     from sparkd.hostfacts import detect_host
-    from sparkd.quadlet import render_all, render_container
-    from sparkd.unitdir import write_unit_set
+    from sparkd.quadlet import render_container
 
     if args.gpu:
         settings = dataclasses.replace(settings, gpu=args.gpu)
     catalogue = catalogue_of(settings)
+    for warning in catalogue.warnings:
+        print(f"sparkd: warning: {warning}", file=sys.stderr)
     host = detect_host(settings)
     if args.print_model:
         model = catalogue.resolve(args.print_model)
@@ -88,13 +91,27 @@ def _render(args: argparse.Namespace, settings: Settings) -> int:
             return EXIT_USAGE
         sys.stdout.write(render_container(model, host))
         return 0
-    result = write_unit_set(args.quadlet_dir or settings.quadlet_dir, render_all(list(catalogue), host))
+    return write_units(settings, catalogue, host, args.quadlet_dir, reload=not args.no_reload)
+
+
+def write_units(
+    settings: Settings,
+    catalogue: Catalogue,
+    host: HostFacts,
+    directory: Path | None = None,
+    reload: bool = True,
+) -> int:
+    """Render every model's unit into the Quadlet directory and, if any changed, reload systemd."""
+    from sparkd.quadlet import render_all
+    from sparkd.unitdir import write_unit_set
+
+    result = write_unit_set(directory or settings.quadlet_dir, render_all(list(catalogue), host))
     for name in result.written:
         print(f"wrote {name}")
     for name in result.removed:
         print(f"removed {name}")
     print(f"{len(result.written)} written, {len(result.unchanged)} unchanged, {len(result.removed)} removed")
-    if result.changed and not args.no_reload:
+    if result.changed and reload:
         from sparkd.systemd import daemon_reload
 
         try:

@@ -33,6 +33,22 @@ def register(verbs: Verbs) -> None:
     revoke = key_commands.add_parser("revoke", help="remove a key")
     revoke.add_argument("name")
 
+    secret = verbs.add(
+        "secret",
+        "manage secrets engines need (HF_TOKEN)",
+        _secret,
+        "Store, list or remove a secret: one root-only file each in the secrets directory, named "
+        "by the units of models that list it (catalogue `secrets`); the value is never printed.",
+    )
+    secret_commands = secret.add_subparsers(dest="secret_command", required=True, metavar="ACTION")
+    store = secret_commands.add_parser(
+        "set", help="store a secret; the value is read from standard input (or asked for)"
+    )
+    store.add_argument("name", metavar="NAME")
+    secret_commands.add_parser("list", help="the secrets stored, by name")
+    forget = secret_commands.add_parser("rm", help="remove a secret")
+    forget.add_argument("name", metavar="NAME")
+
     images = verbs.add(
         "images",
         "the engine images sparkd builds",
@@ -148,3 +164,38 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
     demo.install(settings.state_dir)
     return 0
+
+
+def _secret(args: argparse.Namespace, settings: Settings) -> int:
+    from sparkd import secrets
+    from sparkd.commands.catalogue import write_units
+    from sparkd.hostfacts import detect_host
+
+    directory = settings.secrets_dir
+    try:
+        if args.secret_command == "list":
+            for name in secrets.names(directory):
+                print(name)
+            return 0
+        if args.secret_command == "set":
+            secrets.store(directory, args.name, _read_secret(args.name))
+            print(f"stored {args.name} in {directory} (root only)", file=sys.stderr)
+        elif not secrets.remove(directory, args.name):
+            print(f"sparkd: no secret named {args.name!r}", file=sys.stderr)
+            return EXIT_USAGE
+    except secrets.SecretError as error:
+        print(f"sparkd: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except PermissionError as error:
+        print(f"sparkd: {error} (secrets are root's: sudo sparkd secret ...)", file=sys.stderr)
+        return EXIT_FAILED
+    # Units name the secrets that exist: render them again so the change takes effect.
+    return write_units(settings, catalogue_of(settings), detect_host(settings))
+
+
+def _read_secret(name: str) -> str:
+    if sys.stdin.isatty():
+        import getpass
+
+        return getpass.getpass(f"{name}: ")
+    return sys.stdin.readline().rstrip("\n")

@@ -40,7 +40,7 @@ def fake(model_id: str, port: int, extra: str = "", flags: str = "", start_timeo
 BED_OVERRIDES = '[models."qwen3.5-0.8b"]\nstatus = "disabled"\n[models.demo]\nprogress_as_reasoning = true\n'
 FAKE_MODELS = BED_OVERRIDES + "".join(
     [
-        fake("fake-a", 18101),
+        fake("fake-a", 18101, 'secrets = ["BED_SECRET"]'),
         fake("fake-b", 18102),
         fake("fake-util", 18103, 'role = "utility"\nkeep_warm = true'),
         fake("fake-excl", 18104, 'role = "exclusive"'),

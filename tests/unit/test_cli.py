@@ -26,6 +26,10 @@ COMMANDS = [
     ["images", "list"],
     ["demo"],
     ["demo", "install"],
+    ["secret"],
+    ["secret", "set"],
+    ["secret", "list"],
+    ["secret", "rm"],
 ]
 
 
