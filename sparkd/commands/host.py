@@ -156,13 +156,16 @@ def _images(args: argparse.Namespace, settings: Settings) -> int:
         except subprocess.CalledProcessError as error:
             print(f"sparkd: building {recipe.tag} failed ({error.returncode})", file=sys.stderr)
             return EXIT_FAILED
+        except FileNotFoundError as error:
+            print(f"sparkd: {error}", file=sys.stderr)
+            return EXIT_FAILED
     return 0
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from sparkd import demo
 
-    demo.install(settings.state_dir)
+    demo.install(settings.state_dir, settings.models_d)
     return 0
 
 

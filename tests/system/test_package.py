@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import tempfile
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -124,6 +125,9 @@ def test_install_serve_upgrade_remove_purge(debs: tuple[Path, Path], clean_bed: 
     assert bed.run("systemctl", "is-active", "sparkd.socket").stdout.strip() == "active"
     assert Path("/etc/sparkd/api-keys").stat().st_mode & 0o777 == 0o600
     assert len(key()) > 40
+    # The demo is off until its install turns it on (its engine, weights and image are here).
+    bed.run("/usr/bin/sparkd", "demo", "install", timeout=600)
+    bed.run("/usr/bin/sparkd", "render")
     # The bed's Quadlet directory is its own: look from inside.
     assert bed.run("test", "-e", "/etc/containers/systemd/sparkd-demo.container", check=False).returncode == 0
     keys_before = Path("/etc/sparkd/api-keys").read_text()
@@ -132,6 +136,7 @@ def test_install_serve_upgrade_remove_purge(debs: tuple[Path, Path], clean_bed: 
     assert status == 200, body
     assert json.loads(body)["model"] == "demo"
     engine = bed.unit_property("sparkd-demo.service", "InvocationID")
+    installed_package_works_as_a_user_meets_it(bed)
 
     # Upgrade while an answer streams: it finishes, and the model keeps running.
     streamed: list[bytes] = []
@@ -171,3 +176,38 @@ def test_install_serve_upgrade_remove_purge(debs: tuple[Path, Path], clean_bed: 
     assert quadlets == ""
     assert subprocess.run(["getent", "passwd", "sparkd"], capture_output=True, check=False).returncode != 0
     assert subprocess.run(["dpkg", "-s", "sparkd"], capture_output=True, check=False).returncode != 0
+
+
+def installed_package_works_as_a_user_meets_it(bed: PrivateSystemd) -> None:
+    """What the package must do on its own, with no checkout in sight."""
+    # Every engine image's recipe finds what it copies in the shipped build context.
+    from sparkd import images
+
+    shipped = Path("/usr/share/sparkd/containers")
+    assert {r.name: images.missing_sources(r, shipped) for r in images.RECIPES} == {
+        r.name: [] for r in images.RECIPES
+    }
+    # Started from a directory that holds a `sparkd/` package, the command runs its own code.
+    with tempfile.TemporaryDirectory() as decoy:
+        (Path(decoy) / "sparkd").mkdir()
+        for name in ("__init__.py", "__main__.py"):
+            (Path(decoy) / "sparkd" / name).write_text("print('DECOY'); raise SystemExit(9)\n")
+        command = ["/usr/bin/sparkd", "--version"]
+        ran = subprocess.run(command, check=False, cwd=decoy, capture_output=True, text=True)
+    assert (ran.returncode, ran.stdout.startswith("sparkd "), "DECOY" in ran.stdout) == (0, True, False)
+    # `sparkd demo install` from the package (which has no pip of its own): the weights step
+    # runs for real into a fresh state directory, beside the existing demo engine.
+    with tempfile.TemporaryDirectory(dir="/var/tmp") as state:
+        (Path(state) / "demo").mkdir()
+        (Path(state) / "demo" / "venv").symlink_to(DEMO / "venv")
+        settings = Path(state) / "sparkd.toml"
+        settings.write_text(f'state_dir = "{state}"\n')
+        made = subprocess.run(
+            ["/usr/bin/sparkd", "--config", str(settings), "demo", "install"],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        assert made.returncode == 0, made.stdout[-2000:] + made.stderr[-2000:]
+        assert (Path(state) / "demo" / "SmolLM2-135M-Instruct" / "model.safetensors").is_file()

@@ -46,8 +46,17 @@ class TestShippedCatalogue:
     def test_carries_every_original_model_and_the_demo(self) -> None:
         catalogue = load_catalogue()
         assert len(catalogue) == 43
-        assert len(catalogue.enabled()) == 35
+        assert len(catalogue.enabled()) == 34
         assert catalogue.resolve("demo") is not None
+
+    def test_the_demo_is_off_until_its_install_turns_it_on(self, tmp_path: Path) -> None:
+        """On a Spark it would only crowd /v1/models; `sparkd demo install` writes a drop-in."""
+        from sparkd import demo
+
+        assert not load_catalogue().models["demo"].enabled
+        demo.enable(tmp_path, log=lambda _: None)
+        demo.enable(tmp_path, log=lambda _: None)  # once is enough; a second run changes nothing
+        assert load_catalogue(dropin_dir=tmp_path).models["demo"].enabled
 
     def test_keeps_the_originals_lifecycle_roles(self) -> None:
         catalogue = load_catalogue()
@@ -65,11 +74,11 @@ class TestShippedCatalogue:
     def test_keeps_the_originals_status(self) -> None:
         catalogue = load_catalogue()
         validated = {m.id for m in catalogue if m.status is Status.VALIDATED}
-        assert validated == {"demo", "gpt-oss-20b", "gpt-oss-120b", "glm-4.7-flash-awq", "qwen3.5-0.8b"}
+        assert validated == {"gpt-oss-20b", "gpt-oss-120b", "glm-4.7-flash-awq", "qwen3.5-0.8b"}
         assert sum(m.status is Status.EXPERIMENTAL for m in catalogue) == 30
         disabled = {m.id for m in catalogue if m.status is Status.DISABLED}
         assert "deepseek-ocr" in disabled
-        assert len(disabled) == 8
+        assert len(disabled) == 9  # the originals' 8 and the demo, off until installed
 
     def test_moves_the_validators_id_rules_into_fields(self) -> None:
         catalogue = load_catalogue()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from sparkd import images
 from sparkd.catalogue import load_catalogue
 from sparkd.images import BY_TAG, RECIPES, build_plan, containers_dir, podman_build_argv
 
@@ -56,3 +57,25 @@ def test_hadolint_finds_no_warnings(containerfile: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_copy_and_add_sources_are_read_but_urls_and_stages_are_not() -> None:
+    text = (
+        "FROM x AS build\nCOPY --from=build /wheels /wheels\nCOPY mods/lib a/b /dest/\n"
+        "ADD https://example.com/enc.tiktoken /enc/\nADD --chown=0:0 rootfs.tar /\n"
+        "RUN cp a b\n"
+    )
+    assert images.copied_sources(text) == ["mods/lib", "a/b", "rootfs.tar"]
+
+
+@pytest.mark.parametrize("recipe", images.RECIPES, ids=lambda r: r.name)
+def test_every_recipe_finds_what_it_copies_in_the_checkout(recipe: images.Recipe) -> None:
+    assert images.missing_sources(recipe, images.REPO_CONTAINERS) == []
+
+
+def test_a_context_without_mods_is_caught_before_podman_runs(tmp_path: Path) -> None:
+    recipe = images.BY_NAME["vllm-glm-4.7-flash-awq"]
+    (tmp_path / recipe.directory).mkdir()
+    source = images.REPO_CONTAINERS / recipe.directory / "Containerfile"
+    (tmp_path / recipe.directory / "Containerfile").write_text(source.read_text())
+    assert "mods/lib" in images.missing_sources(recipe, tmp_path)
