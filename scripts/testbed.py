@@ -218,6 +218,8 @@ def install_sparkd(
     installed package's /usr/bin/sparkd), the package's own units run, and
     the drop-ins change only the address and where settings and keys are.
     """
+    # The package creates the group whose members may use the control socket.
+    bed.run("sh", "-c", "getent group sparkd >/dev/null || groupadd --system sparkd")
     bed.write_file(f"{BED_CONFIG}/api-keys", f"bed:{key}\n")
     bed.write_file(
         f"{BED_CONFIG}/sparkd.toml",
@@ -231,13 +233,18 @@ def install_sparkd(
     service = "[Service]\nExecStart=\n"
     if command is None:
         command = str(SPARKD)
-        for unit in ("sparkd.socket", "sparkd.service"):
+        for unit in ("sparkd.socket", "sparkd-control.socket", "sparkd.service"):
             bed.write_file(f"/run/systemd/system/{unit}", (ROOT / "units" / unit).read_text())
         # The checkout's .venv may live under /root (pyenv) or /tmp (CI): the
         # packaged sparkd lives in /usr and keeps both protections.
         service += "ProtectHome=false\nPrivateTmp=false\n"
     else:
-        bed.run("rm", "-f", "/run/systemd/system/sparkd.socket", "/run/systemd/system/sparkd.service")
+        bed.run(
+            "sh",
+            "-c",
+            "rm -f /run/systemd/system/sparkd.socket /run/systemd/system/sparkd-control.socket "
+            "/run/systemd/system/sparkd.service",
+        )
     bed.write_file(
         "/run/systemd/system/sparkd.socket.d/bed.conf", f"[Socket]\nListenStream=\nListenStream={listen}\n"
     )
@@ -249,7 +256,7 @@ def install_sparkd(
     bed.run("systemctl", "start", "podman.socket")  # podman's API, which sparkd check asks
     bed.run(command, "--config", f"{BED_CONFIG}/sparkd.toml", "render")
     bed.run("systemctl", "daemon-reload")
-    bed.run("systemctl", "restart", "sparkd.socket")
+    bed.run("systemctl", "restart", "sparkd.socket", "sparkd-control.socket")
 
 
 def main(argv: list[str]) -> int:

@@ -51,7 +51,8 @@ def enable(models_d: Path, log: Log = print) -> None:
         return
     models_d.mkdir(parents=True, exist_ok=True)
     dropin.write_text(ENABLING)
-    log(f"enabled the demo model ({dropin}); `sparkd render` adds its unit")
+    log(f"enabled the demo model ({dropin}): `sparkd render` adds its unit, and a running sparkd")
+    log("serves it once restarted (systemctl try-restart sparkd)")
 
 
 def _run(argv: list[str], log: Log) -> None:

@@ -41,6 +41,8 @@ class Settings:
     # Serving. systemd's socket owns the port in production; `listen` is only
     # bound when sparkd runs without socket activation (development).
     listen: str = "127.0.0.1:8009"
+    # The command line's way in (sparkd-control.socket): no key, the group `sparkd` is the permission.
+    control_socket: Path = Path("/run/sparkd/control.sock")
     # name:key lines. Under systemd the key file arrives as a credential
     # ($CREDENTIALS_DIRECTORY/api-keys), which wins over this path.
     api_keys_file: Path = Path("/etc/sparkd/api-keys")

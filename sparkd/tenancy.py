@@ -99,7 +99,9 @@ class Tenancy:
         holder = self.tenant()
         target = head.model if head is not None else self.wanted
         if target == holder and self.wanted == holder and holder is not None:
-            self.wanted = None  # the operator's model holds the GPU now
+            if self.states[holder].phase is not Phase.STOPPING:
+                self.wanted = None  # the operator's model holds the GPU now
+            # A stopping one must start again once it is down: the wish stays.
         if target is not None:
             if holder is None:
                 effects += self._start_tenant(target, now)

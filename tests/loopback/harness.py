@@ -113,6 +113,7 @@ class Bed:
     runtime: Runtime
     catalogue: Catalogue
     session: aiohttp.ClientSession
+    control: Path  # the control socket (a Unix socket: no key needed)
 
     def headers(self, key: str = KEY) -> dict[str, str]:
         return {"Authorization": f"Bearer {key}"}
@@ -218,7 +219,9 @@ async def gateway(
     try:
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-        yield Bed(url, units, engines, runners, app[RUNTIME], catalogue, client)
+        control = tmp_path / "control.sock"
+        await web.UnixSite(runner, str(control)).start()
+        yield Bed(url, units, engines, runners, app[RUNTIME], catalogue, client, control)
     finally:
         await client.close()
         await runner.cleanup()

@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import openai
 import pytest
 
@@ -41,6 +42,20 @@ class TestAuthComesFirst:
             assert status == 200
             status, _, payload = await post(bed, f"/v1/chat/completions?key={KEY}", CHAT, key=None)
             assert (status, error_code(payload)) == (401, "key_in_url")
+
+        run(tmp_path, scenario)
+
+    def test_the_control_socket_needs_no_key_and_the_network_still_does(self, tmp_path: Path) -> None:
+        """Who may connect to the Unix socket is decided by its mode and group (sparkd-control.socket)."""
+
+        async def scenario(bed: Bed) -> None:
+            async with aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(bed.control))) as local:
+                async with local.get("http://sparkd/sparkd/status") as response:
+                    assert response.status == 200
+                async with local.post("http://sparkd/v1/chat/completions", json=CHAT) as response:
+                    assert response.status == 200
+            async with bed.session.get(bed.url + "/sparkd/status") as response:
+                assert response.status == 401
 
         run(tmp_path, scenario)
 

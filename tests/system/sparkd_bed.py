@@ -101,7 +101,7 @@ def install(bed: PrivateSystemd, settings: str = "quiet_exit = 0\n") -> None:
 
 
 def uninstall(bed: PrivateSystemd) -> None:
-    bed.run("systemctl", "stop", "sparkd.socket", "sparkd.service", check=False)
+    bed.run("systemctl", "stop", "sparkd.socket", "sparkd-control.socket", "sparkd.service", check=False)
     units = bed.run(
         "systemctl", "list-units", "sparkd-*", "--plain", "--no-legend", "--all", check=False
     ).stdout

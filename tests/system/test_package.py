@@ -31,6 +31,7 @@ PACKAGE_PATHS = [
     "/usr/share/sparkd",
     "/usr/bin/sparkd",
     "/lib/systemd/system/sparkd.socket",
+    "/lib/systemd/system/sparkd-control.socket",
     "/lib/systemd/system/sparkd.service",
     "/usr/share/doc/sparkd",
     "/usr/share/man/man8/sparkd.8.gz",
@@ -87,7 +88,7 @@ def debs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 @pytest.fixture(scope="module")
 def clean_bed(bed: PrivateSystemd) -> Iterator[PrivateSystemd]:
     """The bed without the checkout's own sparkd (from test_daemon.py), which would shadow the package's."""
-    bed.run("systemctl", "stop", "sparkd.socket", "sparkd.service", check=False)
+    bed.run("systemctl", "stop", "sparkd.socket", "sparkd-control.socket", "sparkd.service", check=False)
     bed.run("sh", "-c", "rm -rf /run/systemd/system/sparkd.* /run/systemd/system/sparkd.*.d")
     bed.run("systemctl", "daemon-reload")
     yield bed
@@ -123,11 +124,13 @@ def test_install_serve_upgrade_remove_purge(debs: tuple[Path, Path], clean_bed: 
     bed.apt("install", str(first))
     assert bed.run("systemctl", "is-enabled", "sparkd.socket").stdout.strip() == "enabled"
     assert bed.run("systemctl", "is-active", "sparkd.socket").stdout.strip() == "active"
+    assert bed.run("systemctl", "is-active", "sparkd-control.socket").stdout.strip() == "active"
     assert Path("/etc/sparkd/api-keys").stat().st_mode & 0o777 == 0o600
     assert len(key()) > 40
     # The demo is off until its install turns it on (its engine, weights and image are here).
     bed.run("/usr/bin/sparkd", "demo", "install", timeout=600)
     bed.run("/usr/bin/sparkd", "render")
+    assert bed.run("/usr/bin/sparkd", "status").returncode == 0  # root, through the control socket
     # The bed's Quadlet directory is its own: look from inside.
     assert bed.run("test", "-e", "/etc/containers/systemd/sparkd-demo.container", check=False).returncode == 0
     keys_before = Path("/etc/sparkd/api-keys").read_text()
@@ -154,6 +157,7 @@ def test_install_serve_upgrade_remove_purge(debs: tuple[Path, Path], clean_bed: 
     )
     assert Path("/etc/sparkd/api-keys").read_text() == keys_before
     assert chat()[0] == 200
+    the_group_sparkd_runs_the_cli_without_root_or_a_key(bed)
 
     bed.apt("remove", "sparkd")
     assert bed.run("systemctl", "is-active", "sparkd.socket", check=False).stdout.strip() != "active"
@@ -211,3 +215,39 @@ def installed_package_works_as_a_user_meets_it(bed: PrivateSystemd) -> None:
         )
         assert made.returncode == 0, made.stdout[-2000:] + made.stderr[-2000:]
         assert (Path(state) / "demo" / "SmolLM2-135M-Instruct" / "model.safetensors").is_file()
+
+
+def as_user(bed: PrivateSystemd, user: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return bed.run("runuser", "-u", user, "--", "/usr/bin/sparkd", *args, check=False)
+
+
+def the_group_sparkd_runs_the_cli_without_root_or_a_key(bed: PrivateSystemd) -> None:
+    """The control socket: membership of `sparkd` is the permission; the API port can be narrowed."""
+    assert bed.run("getent", "group", "sparkd").returncode == 0  # made by the package
+    for user, groups in (("sparkd-member", ["-G", "sparkd"]), ("sparkd-outsider", [])):
+        if bed.run("id", user, check=False).returncode != 0:
+            bed.run("useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", *groups, user)
+    # The API port narrowed to an address the command line does not use.
+    bed.write_file(
+        "/run/systemd/system/sparkd.socket.d/narrow.conf",
+        "[Socket]\nListenStream=\nListenStream=127.0.0.2:8009\n",
+    )
+    bed.run("systemctl", "daemon-reload")
+    bed.run("systemctl", "restart", "sparkd.socket")
+    try:
+        status = as_user(bed, "sparkd-member", "status", "--json")
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout)["sparkd"]["version"]
+        assert as_user(bed, "sparkd-member", "stop", "demo").returncode == 0
+        wait_for(lambda: bed.unit_state("sparkd-demo.service") != "active", 60, "the member's stop")
+        assert as_user(bed, "sparkd-member", "start", "demo").returncode == 0
+        wait_for(lambda: bed.unit_state("sparkd-demo.service") == "active", 120, "the member's start")
+        refused = as_user(bed, "sparkd-outsider", "status")
+        assert refused.returncode == 3
+        assert "join the group sparkd" in refused.stderr
+    finally:
+        bed.run("rm", "-f", "/run/systemd/system/sparkd.socket.d/narrow.conf")
+        bed.run("systemctl", "daemon-reload")
+        bed.run("systemctl", "restart", "sparkd.socket")
+        bed.run("userdel", "sparkd-member", check=False)
+        bed.run("userdel", "sparkd-outsider", check=False)

@@ -182,6 +182,13 @@ class TestManualControl:
         assert s.on_finished(1, now=3) == [DisarmIdleTimer(A), StopUnit(A, "swap")]
         assert s.on_stopped(A, now=4) == [StartUnit(B)]
 
+    def test_a_model_started_by_hand_while_it_stops_starts_again_once_down(self) -> None:
+        s = scheduler()
+        ready(s, A)
+        assert s.on_manual_stop(A, now=1) == [DisarmIdleTimer(A), StopUnit(A, "manual")]
+        assert s.on_manual_start(A, now=2) == []  # its unit is still on its way down
+        assert s.on_stopped(A, now=3) == [StartUnit(A)]
+
     def test_stopping_the_wanted_model_cancels_the_wish(self) -> None:
         s = scheduler()
         ready(s, A)
