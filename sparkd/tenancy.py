@@ -98,10 +98,11 @@ class Tenancy:
         head = self._head_for_gpu()
         holder = self.tenant()
         target = head.model if head is not None else self.wanted
-        if target == holder and self.wanted == holder and holder is not None:
-            if self.states[holder].phase is not Phase.STOPPING:
-                self.wanted = None  # the operator's model holds the GPU now
-            # A stopping one must start again once it is down: the wish stays.
+        # The operator's model holds the GPU now: the wish is met (unless it is on its
+        # way down, when it must start again once down).
+        holds = holder is not None and self.states[holder].phase is not Phase.STOPPING
+        if target == holder and self.wanted == holder and holds:
+            self.wanted = None
         if target is not None:
             if holder is None:
                 effects += self._start_tenant(target, now)
