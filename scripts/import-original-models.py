@@ -58,6 +58,8 @@ BINARY_THINKING = {
 SMALL_CONTEXT_BUFFER = BINARY_THINKING  # the same five lanes got a fixed 4096-token buffer
 
 # Client-safe context ceilings, from the original's soak evidence (original-stack.md 4.6).
+# The model clients start with: validated, fits beside the utility, tools and reasoning.
+RECOMMENDED = "gpt-oss-20b"
 # A chat template some lanes copy from another model's download: that model's id.
 TEMPLATE_PROVIDERS = {"Qwen/Qwen3.5-0.8B": "qwen3.5-0.8b"}
 CLIENT_CONTEXT = {
@@ -244,6 +246,8 @@ def convert(record: dict[str, Any], port: int) -> dict[str, Any]:
     template_from = environment.get("QWEN35_CHAT_TEMPLATE_MODEL_ID")
     if template_from in TEMPLATE_PROVIDERS:
         entry["needs"] = [TEMPLATE_PROVIDERS[template_from]]
+    if model_id == RECOMMENDED:
+        entry["recommended"] = True
     entry["port"] = port
     period = record["healthcheck_start_period"]
     if period:

@@ -172,6 +172,8 @@ class Model:
     # Models whose files this one reads (the Qwen 3.6 lanes: their chat template comes
     # with the utility's download); disabling one of them is warned about.
     needs: tuple[ModelId, ...] = ()
+    # The model clients start with (`sparkd export`, the docs): one per catalogue.
+    recommended: bool = False
 
     notes: str = ""
     source_recipe: str | None = None
@@ -366,6 +368,9 @@ def _index(models: dict[str, Model], origin: Mapping[str, Mapping[str, Path]]) -
     utilities = [m.id for m in models.values() if m.enabled and m.role is Role.UTILITY]
     if len(utilities) > 1:
         raise CatalogueError(None, f"only one enabled utility model is allowed, found {utilities}")
+    recommended = [m.id for m in models.values() if m.recommended]
+    if len(recommended) > 1:
+        raise CatalogueError(None, f"only one model may be `recommended`, found {recommended}")
     return Catalogue(models=dict(sorted(models.items())), _by_name=by_name, warnings=_warnings(models))
 
 

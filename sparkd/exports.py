@@ -28,10 +28,18 @@ def _listed(catalogue: Catalogue) -> list[Model]:
     return catalogue.enabled()
 
 
+def reasons(model: Model) -> bool:
+    """Whether the model thinks before answering: its engine parses reasoning, or it has thinking switches."""
+    flags = model.rewrites
+    return "--reasoning-parser" in model.args or flags.binary_thinking or flags.thinking_off_by_default
+
+
 def default_model(catalogue: Catalogue, family: ApiFamily = ApiFamily.OPENAI) -> Model | None:
-    """The model a client starts with: the first validated GPU main model (else any main one)."""
+    """The model a client starts with: the catalogue's recommended one, else the first validated GPU
+    main model, else any main one."""
     mains = [m for m in catalogue.enabled() if m.role is not Role.UTILITY and m.serves(family)]
-    return next((m for m in mains if m.status is Status.VALIDATED and m.gpu), mains[0] if mains else None)
+    validated = [m for m in mains if m.status is Status.VALIDATED and m.gpu]
+    return next((m for m in mains if m.recommended), next(iter(validated), mains[0] if mains else None))
 
 
 def opencode(catalogue: Catalogue, base_url: str) -> str:
@@ -41,7 +49,7 @@ def opencode(catalogue: Catalogue, base_url: str) -> str:
             "name": f"{model.id} ({model.status.value})",
             "limit": {"context": context_of(model), "output": output_limit(model)},
             "tool_call": model.tool_support is not ToolSupport.NONE,
-            "reasoning": model.rewrites.binary_thinking or model.rewrites.thinking_off_by_default,
+            "reasoning": reasons(model),
         }
         if model.multimodal:
             entry["modalities"] = {"input": ["text", "image"], "output": ["text"]}

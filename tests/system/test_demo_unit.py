@@ -27,9 +27,15 @@ def unit_property(bed: PrivateSystemd, name: str) -> str:
     return bed.run("systemctl", "show", UNIT, "-p", name, "--value").stdout.strip()
 
 
+CONFIG = "/run/sparkd-demo-unit"  # inside the bed: settings whose drop-in turns the demo on
+
+
 @pytest.fixture(scope="module")
 def demo_unit(bed: PrivateSystemd) -> PrivateSystemd:
-    rendered = bed.run(SPARKD, "render", "--gpu", "no")
+    # The demo ships off; `sparkd demo install` turns it on with a drop-in, as this one does.
+    bed.write_file(f"{CONFIG}/models.d/demo.toml", '[models.demo]\nstatus = "validated"\n')
+    bed.write_file(f"{CONFIG}/sparkd.toml", f'models_d = "{CONFIG}/models.d"\n')
+    rendered = bed.run(SPARKD, "--config", f"{CONFIG}/sparkd.toml", "render", "--gpu", "no")
     assert "systemd reloaded" in rendered.stdout
     assert unit_property(bed, "LoadState") == "loaded"
     bed.run("systemctl", "start", UNIT)

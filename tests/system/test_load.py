@@ -132,7 +132,7 @@ def test_a_soak_over_two_mains_and_the_utility_never_has_two_tenants(sparkd: Pri
     record("requests_lost_or_hung", 0)
     record("sparkd_rss_growth_kib", max(0, rss_after - rss_before))
     note(
-        "soak",
+        "Load and soak",
         f"Soak: {SOAK_SECONDS:.0f} s, 8 clients mixing fake-a, fake-b and the utility; "
         f"{len(outcomes)} requests, the longest waited {longest:.1f} s; sparkd's RSS "
         f"{rss_before / 1024:.0f} MiB before, {rss_after / 1024:.0f} MiB after.",

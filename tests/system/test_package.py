@@ -89,7 +89,7 @@ def debs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def clean_bed(bed: PrivateSystemd) -> Iterator[PrivateSystemd]:
     """The bed without the checkout's own sparkd (from test_daemon.py), which would shadow the package's."""
     bed.run("systemctl", "stop", "sparkd.socket", "sparkd-control.socket", "sparkd.service", check=False)
-    bed.run("sh", "-c", "rm -rf /run/systemd/system/sparkd.* /run/systemd/system/sparkd.*.d")
+    bed.run("sh", "-c", "rm -rf /run/systemd/system/sparkd.* /run/systemd/system/sparkd-control.socket*")
     bed.run("systemctl", "daemon-reload")
     yield bed
     # Whatever happened, leave this machine as it was: no package, the demo engine back.
@@ -184,6 +184,10 @@ def test_install_serve_upgrade_remove_purge(debs: tuple[Path, Path], clean_bed: 
 
 def installed_package_works_as_a_user_meets_it(bed: PrivateSystemd) -> None:
     """What the package must do on its own, with no checkout in sight."""
+    # The documentation is where Debian keeps it, beside the manual page.
+    assert Path("/usr/share/doc/sparkd/install.md.gz").is_file()
+    assert Path("/usr/share/doc/sparkd/README.md.gz").is_file()
+    assert Path("/usr/share/man/man8/sparkd.8.gz").is_file()
     # Every engine image's recipe finds what it copies in the shipped build context.
     from sparkd import images
 

@@ -32,3 +32,21 @@ def test_openai_env_is_two_exports() -> None:
         "export OPENAI_BASE_URL=http://spark:8009/v1",
         "export OPENAI_API_KEY=sk-x",
     ]
+
+
+def test_the_recommended_model_is_the_default_and_gpt_oss_reasons() -> None:
+    """One default for every export, from the catalogue; gpt-oss parses reasoning, so it is marked so."""
+    import json
+
+    from sparkd.catalogue import load_catalogue
+    from sparkd.exports import claude_code, default_model, opencode
+
+    catalogue = load_catalogue()
+    recommended = [m.id for m in catalogue if m.recommended]
+    assert recommended == ["gpt-oss-20b"]
+    default = default_model(catalogue)
+    assert default is not None and default.id == "gpt-oss-20b"
+    config = json.loads(opencode(catalogue, "http://spark:8009/v1"))
+    assert config["model"] == "sparkd/gpt-oss-20b"
+    assert config["provider"]["sparkd"]["models"]["gpt-oss-20b"]["reasoning"] is True
+    assert "export ANTHROPIC_MODEL=gpt-oss-20b\n" in claude_code(catalogue, "http://spark:8009/v1", None)
