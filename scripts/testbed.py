@@ -256,6 +256,9 @@ def install_sparkd(
     bed.run("systemctl", "start", "podman.socket")  # podman's API, which sparkd check asks
     bed.run(command, "--config", f"{BED_CONFIG}/sparkd.toml", "render")
     bed.run("systemctl", "daemon-reload")
+    # A socket is not started while its service runs ("already active, refusing"): the
+    # service first, then both sockets anew.
+    bed.run("systemctl", "stop", "sparkd.service")
     bed.run("systemctl", "restart", "sparkd.socket", "sparkd-control.socket")
 
 
