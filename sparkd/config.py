@@ -26,7 +26,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from sparkd import __version__, catalogue, duration, schema, settings
+from sparkd import __version__, catalogue, duration, model, schema, settings
 from sparkd.catalogue import Catalogue, CatalogueError, load_catalogue
 from sparkd.settings import DEFAULT_PATH, Settings, SettingsError, load_settings
 
@@ -122,7 +122,7 @@ def _stamps(settings_path: Path, kept_settings: Settings) -> tuple[Stamp, ...]:
 
 
 def _catalogue_stamps(loaded: Settings) -> tuple[Stamp, ...]:
-    files = [Path(module.__file__ or "") for module in (catalogue, duration, schema, settings)]
+    files = [Path(module.__file__ or "") for module in (catalogue, model, duration, schema, settings)]
     for directory in (loaded.catalogue_dir, loaded.models_d):
         files += [directory, *sorted(directory.glob("*.toml"))]
     return tuple(_stamp(path) for path in files)
