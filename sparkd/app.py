@@ -76,7 +76,12 @@ def build_app(settings: Settings, catalogue: Catalogue, keys: KeyRing, edges: Ed
         loading_progress=settings.loading_progress,
     )
 
-    edge = Edge(keys, settings.max_body_bytes, families=[(anthropic.PREFIX, anthropic.FAMILY.envelope)])
+    edge = Edge(
+        keys,
+        settings.max_body_bytes,
+        families=[(anthropic.PREFIX, anthropic.FAMILY.envelope)],
+        cors_origins=frozenset(settings.cors_origins),
+    )
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[edge.middleware])
     app.on_response_prepare.append(edge.on_prepare)
     app[SETTINGS], app[CATALOGUE], app[RUNTIME] = settings, catalogue, runtime

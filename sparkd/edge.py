@@ -52,6 +52,7 @@ class Edge:
     keys: KeyRing
     max_body: int
     families: list[tuple[str, Envelope]] = field(default_factory=list)  # path prefix -> envelope
+    cors_origins: frozenset[str] = frozenset()  # allowed besides CORS_ORIGIN's
     _next_id: Callable[[], str] = field(default_factory=request_ids)
 
     def envelope(self, path: str) -> Envelope:
@@ -89,7 +90,7 @@ class Edge:
         if request_id is not None:
             response.headers["X-Request-Id"] = request_id
         origin = request.headers.get("Origin")
-        if origin and CORS_ORIGIN.match(origin):
+        if origin and (origin in self.cors_origins or CORS_ORIGIN.match(origin)):
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers.update(CORS_HEADERS)
 

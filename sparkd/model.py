@@ -108,13 +108,14 @@ class Model:
 
     __pydantic_config__ = STRICT
 
-    id: ModelId
-    aliases: tuple[str, ...] = ()
-    description: str = ""
-    status: Status = Status.EXPERIMENTAL
-    role: Role = Role.MAIN
+    id: ModelId  # the name clients use; also the unit sparkd-<id>.service (letters, digits, . _ -)
+    aliases: tuple[str, ...] = ()  # more names clients may use for it
+    description: str = ""  # one line, shown by `sparkd models` and /v1/models
+    status: Status = Status.EXPERIMENTAL  # validated, experimental, or disabled (not served)
+    role: Role = Role.MAIN  # main (one GPU tenant), utility (beside it) or exclusive (alone)
 
-    engine: Engine = Engine.VLLM
+    engine: Engine = Engine.VLLM  # vllm, sglang, or generic (any image; `command` says how)
+    # The container image (`sparkd images build` makes the localhost/ ones).
     image: Annotated[str, Bounds(min_length=1)]
     weights: str | None = None  # HF repo id or a path inside the container
     # How the engine is started inside the image. None: the engine's usual
@@ -125,19 +126,24 @@ class Model:
     # standing for what sparkd decides.
     command: tuple[str, ...] = ()
     args: tuple[str, ...] = ()  # engine arguments beyond what sparkd sets itself
+    # The engine's environment variables (never secrets: see `secrets`).
     environment: dict[str, str] = field(default_factory=dict)
+    # host:container[:options]; a host path may start with {hf_cache}, {models}, {cache},
+    # {data} or {state}.
     volumes: tuple[VolumeSpec, ...] = ()
-    shm_size: str | None = None
-    ulimits: dict[str, int] = field(default_factory=dict)
-    devices: tuple[str, ...] = ()
+    shm_size: str | None = None  # the container's /dev/shm (e.g. "16g")
+    ulimits: dict[str, int] = field(default_factory=dict)  # e.g. memlock = -1
+    devices: tuple[str, ...] = ()  # more devices for the container
     gpu: bool = True  # asks for the GPU through CDI when the host has one
     run_init: bool = False  # an init as PID 1, for servers that ignore SIGTERM
 
     port: Annotated[int, Bounds(ge=1024, le=65535)] | None = None  # None: assigned on load
-    health_path: str = "/health"
+    health_path: str = "/health"  # the engine's route that answers 200 once it is ready
+    # How long a start may take (download, load, compile) before it is a failure.
     start_timeout: Annotated[float, Bounds(gt=0), DURATION] = 900.0
-    stop_timeout: Annotated[float, Bounds(gt=0), DURATION] = 30.0
+    stop_timeout: Annotated[float, Bounds(gt=0), DURATION] = 30.0  # before the engine is killed
     idle_timeout: Annotated[float, Bounds(ge=0), DURATION] = 1200.0  # 0: never stopped for idleness
+    # Never stopped for idleness sooner than this after its start.
     min_uptime: Annotated[float, Bounds(ge=0), DURATION] = 30.0
     keep_warm: bool = False  # utility only: started and kept running while no exclusive model runs
     # While a streaming chat request waits for this model, show the loading
@@ -146,9 +152,9 @@ class Model:
 
     context_length: Annotated[int, Bounds(gt=0)]  # what the engine serves (max_model_len)
     client_context: Annotated[int, Bounds(gt=0)] | None = None  # what clients are told to use
-    tool_support: ToolSupport = ToolSupport.FULL
-    multimodal: bool = False
-    rewrites: Rewrites = field(default_factory=Rewrites)
+    tool_support: ToolSupport = ToolSupport.FULL  # full, none (tools stripped) or force-required
+    multimodal: bool = False  # takes images (its content parts are never flattened to text)
+    rewrites: Rewrites = field(default_factory=Rewrites)  # the request rewrites it needs (below)
     # None: what the engine speaks (vLLM and SGLang both families; a generic engine OpenAI's only).
     api_families: tuple[ApiFamily, ...] | None = None
     # Secrets the engine gets as environment variables (`sparkd secret set NAME`), by name.
@@ -159,8 +165,8 @@ class Model:
     # The model clients start with (`sparkd export`, the docs): one per catalogue.
     recommended: bool = False
 
-    notes: str = ""
-    source_recipe: str | None = None
+    notes: str = ""  # for people: why a value is what it is
+    source_recipe: str | None = None  # where the entry came from (the original stack's recipe)
 
     def __post_init__(self) -> None:
         # Rules between fields; pydantic reports a ValueError here like a field's.

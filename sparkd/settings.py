@@ -22,50 +22,54 @@ class SettingsError(Exception):
 class Settings:
     __pydantic_config__ = STRICT
 
-    # Where the catalogue comes from.
+    # The shipped catalogue (the package's `models/`; /usr/share/sparkd/models when packaged).
     catalogue_dir: Path = SHIPPED_DIR
+    # Drop-in catalogue files (`*.toml`): tables merge key by key, values replace.
     models_d: Path = Path("/etc/sparkd/models.d")
-    # Where rendered units go (rootful Quadlet's admin directory).
+    # Where `sparkd render` writes sparkd-*.container (rootful Quadlet's admin directory).
     quadlet_dir: Path = Path("/etc/containers/systemd")
-    # Host directories that model volumes refer to as {hf_cache}, {models}, ...
+    # `{state}` in volumes; sparkd's own state (memory needs, the configuration cache, the demo).
     state_dir: Path = Path("/var/lib/sparkd")
+    # `{hf_cache}` in volumes: the Hugging Face cache.
     hf_cache_dir: Path = Path("/var/lib/sparkd/cache/huggingface")
+    # `{models}` in volumes: model weights.
     models_dir: Path = Path("/var/lib/sparkd/models")
+    # `{cache}` in volumes: FlashInfer and torch caches.
     cache_dir: Path = Path("/var/lib/sparkd/cache")
+    # `{data}` in volumes: runtime patches, plugins, the images' build context.
     data_dir: Path = Path("/usr/share/sparkd")
     # One root-only file per secret (`sparkd secret set`), named by model units.
     secrets_dir: Path = Path("/etc/sparkd/secrets")
-    # "auto" asks the CDI spec; "yes"/"no" decide for it.
+    # "auto" asks the CDI spec for nvidia.com/gpu; "yes" and "no" decide for it.
     gpu: Literal["auto", "yes", "no"] = "auto"
-
-    # Serving. systemd's socket owns the port in production; `listen` is only
-    # bound when sparkd runs without socket activation (development).
+    # Bound only when sparkd runs without socket activation (by hand); sparkd.socket owns the port.
     listen: str = "127.0.0.1:8009"
     # The command line's way in (sparkd-control.socket): no key, the group `sparkd` is the permission.
     control_socket: Path = Path("/run/sparkd/control.sock")
-    # name:key lines. Under systemd the key file arrives as a credential
-    # ($CREDENTIALS_DIRECTORY/api-keys), which wins over this path.
+    # `name:key` lines. Read directly whenever sparkd can (so a reload picks up edits); the
+    # systemd credential `api-keys` stands in when the sandbox cannot read it.
     api_keys_file: Path = Path("/etc/sparkd/api-keys")
-    # Requests waiting for one model at most; beyond it: 429 at once.
+    # Requests waiting for one model at most; more get 429 at once.
     queue_cap: Annotated[int, Bounds(ge=1)] = 100
-    # A queued request waits at most its model's start timeout plus this.
+    # A queued request waits at most its model's start timeout plus this (then 503).
     wait_margin: Seconds = 600.0
-    # "queue" waits for the GPU; "refuse" answers 429 at once like the original stack.
+    # "queue" waits for the GPU; "refuse" answers 429 with X-Busy-Model at once, like the original stack.
     busy_policy: Literal["queue", "refuse"] = "queue"
-    # sparkd exits after this long with no main model running and no connection
-    # open; the socket starts it again on the next request. 0: never.
+    # Exit after this long with no main model and no connection; the socket starts sparkd again. 0: never.
     quiet_exit: Seconds = 600.0
-    # How often an engine's health route is asked while it starts (a refused
-    # connection costs next to nothing; a late answer costs the client time).
+    # How often a starting engine's health route is asked (a refused connection costs next to nothing).
     health_interval: Seconds = 0.02
+    # Larger request bodies get 413.
     max_body_bytes: Annotated[int, Bounds(ge=1024)] = 64 * 1024 * 1024
-    # Audio uploads (/v1/audio/*) stream through a spool file instead: their own bound.
+    # Audio uploads (/v1/audio/*), spooled to disk as they arrive; larger ones get 413.
     max_upload_bytes: Annotated[int, Bounds(ge=1024)] = 1024 * 1024 * 1024
-    # Refuse (503, with the reason) to start a model whose recorded memory
-    # need is more than the machine has available.
+    # Refuse (503, with the numbers) to start a model that needed more memory before than is available.
     fit_gate: bool = False
-    # While a streaming request waits for a cold start, send SSE progress comments.
+    # While a streaming request waits for a start, send SSE progress comments once a second.
     loading_progress: bool = True
+    # Web pages (origins, exactly as browsers send them, e.g. "http://openwebui.lan:3000") that
+    # may call the API, besides localhost and VS Code's webviews. Each still needs a key.
+    cors_origins: tuple[str, ...] = ()
 
 
 def load_settings(path: Path | None = None) -> Settings:

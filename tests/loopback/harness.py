@@ -165,6 +165,7 @@ async def gateway(
     memory_peaks: dict[str, int] | None = None,
     more: dict[str, str] | None = None,
     max_upload: int = 64 * 1024 * 1024,
+    cors_origins: tuple[str, ...] = (),
 ) -> AsyncIterator[Bed]:
     runners: dict[str, web.AppRunner] = {}
     engines: dict[str, web.Application] = {}
@@ -191,6 +192,7 @@ async def gateway(
         fit_gate=fit_gate,
         max_body_bytes=max_body,
         max_upload_bytes=max_upload,
+        cors_origins=cors_origins,
         health_interval=0.02,
     )
     units = FakeUnits()

@@ -268,6 +268,24 @@ class TestServing:
 
         run(tmp_path, scenario)
 
+    def test_a_web_ui_on_another_origin_is_allowed_once_configured(self, tmp_path: Path) -> None:
+        """`cors_origins`: Open WebUI on its own host may call the API (with a key, still)."""
+
+        async def scenario(bed: Bed) -> None:
+            webui = {"Origin": "http://openwebui.lan:3000"}
+            async with bed.session.options(bed.url + "/v1/models", headers=webui) as response:
+                assert response.headers["Access-Control-Allow-Origin"] == "http://openwebui.lan:3000"
+            status, headers, _ = await post(bed, "/v1/chat/completions", CHAT, headers=webui)
+            assert (status, headers["Access-Control-Allow-Origin"]) == (200, "http://openwebui.lan:3000")
+            status, headers, _ = await post(bed, "/v1/chat/completions", CHAT, key=None, headers=webui)
+            assert status == 401 and headers["Access-Control-Allow-Origin"] == "http://openwebui.lan:3000"
+            _, headers, _ = await post(
+                bed, "/v1/chat/completions", CHAT, headers={"Origin": "http://other.lan"}
+            )
+            assert "Access-Control-Allow-Origin" not in headers
+
+        run(tmp_path, scenario, cors_origins=("http://openwebui.lan:3000",))
+
 
 class TestRewrites:
     def test_the_response_says_what_was_rewritten(self, tmp_path: Path) -> None:

@@ -38,3 +38,14 @@ def test_the_models_page_matches_the_catalogue() -> None:
     from sparkd.catalogue import load_catalogue
 
     assert (ROOT / "docs" / "models.md").read_text() == module.render(load_catalogue())
+
+
+def test_the_configuration_reference_matches_the_code() -> None:
+    """docs/configuration.md's settings and field tables are written by scripts/reference-doc.py."""
+    spec = importlib.util.spec_from_file_location("reference_doc", ROOT / "scripts" / "reference-doc.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    assert module.render(text) == text, "run scripts/reference-doc.py"
+    assert "| `fit_gate` |" in text and "| `loading_progress` |" in text and "| `api_families` |" in text
