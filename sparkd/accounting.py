@@ -15,7 +15,7 @@ from sparkd.metrics import Metrics
 CLIENT_CLOSED = 499  # logged when the client hung up before the answer was complete
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     """How one request went, filled in as it goes."""
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StartUnit:
     """The model starts: measure memory (settled first for an exclusive model), then `on_start_memory`."""
 
@@ -17,7 +17,7 @@ class StartUnit:
     attempt: int = field(default=0, compare=False)  # which start this is, to drop answers to older ones
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SubmitStart:
     """Memory allows it: ask systemd for the start job, then `on_start_job` (or `on_start_refused`)."""
 
@@ -26,13 +26,13 @@ class SubmitStart:
     available: int  # bytes available when the start was asked: the baseline of the model's need
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StopUnit:
     model: str
     reason: str  # "swap", "idle", "exclusive", "manual", "extra tenant", "unhealthy", "engine unreachable"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Grant:
     request: int
     model: str
@@ -40,7 +40,7 @@ class Grant:
     cold: bool  # the request waited for a start
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reject:
     request: int
     model: str
@@ -51,7 +51,7 @@ class Reject:
     headers: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WatchDeadline:
     """Call `on_deadline(request)` after `seconds` unless the request was granted."""
 
@@ -59,32 +59,32 @@ class WatchDeadline:
     seconds: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ArmIdleTimer:
     model: str
     seconds: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DisarmIdleTimer:
     model: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WakeAfter:
     """Call `on_wake()` after `seconds` (retry a backed-off utility start)."""
 
     seconds: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AwaitHealthy:
     """The unit is active: probe its engine's health route, then `on_ready` (or `on_health_timeout`)."""
 
     model: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DiagnoseFailedStart:
     """The start failed: add systemd's unit result and last log lines to `cause`, then `on_start_failed`."""
 
@@ -93,7 +93,7 @@ class DiagnoseFailedStart:
     unit_up: bool  # the unit still runs (an engine that never became healthy)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Ready:
     """The model answers: say so, count its start time, and clear its unit's start count."""
 
@@ -101,7 +101,7 @@ class Ready:
     start_seconds: float | None  # None for an adopted unit, whose start was not seen
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AbortInFlight:
     """The model's unit went away under running requests: end them with an error now."""
 

@@ -60,7 +60,7 @@ class Family(Protocol):
         ...
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Call:
     """One request for an engine, as its family's handler read it."""
 

@@ -45,7 +45,7 @@ class NoEngine(Exception):
         self.cause = cause
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Delivery:
     """Where an answer goes: the client's request, and the stream already begun for it, if any."""
 
