@@ -122,7 +122,6 @@ class Runtime:
             cause,
             extra=fields(model=model_id, event="engine_unreachable"),
         )
-        self.tickets.untrack(request)
         future = self.tickets.wait_for(request)
         self._apply(self.scheduler.on_engine_unreachable(request, self.clock(), cause))
         return future
@@ -132,8 +131,10 @@ class Runtime:
         self._apply(self.scheduler.on_cancelled(request, self.clock()))
 
     def release(self, request: int) -> None:
-        """The request's answer is complete (or failed): the model may go idle."""
-        self.tickets.untrack(request)
+        """The request's answer is complete (or failed): the model may go idle.
+
+        (The relay untracks the engine's answer itself, in the one place that tracks it.)
+        """
         self._apply(self.scheduler.on_finished(request, self.clock()))
 
     # Operators and start-up ------------------------------------------------------
