@@ -198,6 +198,7 @@ class PrivateSystemd:
 
 
 SPARKD = ROOT / ".venv" / "bin" / "sparkd"
+SPARKD_UNITS = ("sparkd.socket", "sparkd-control.socket", "sparkd.service")
 BED_CONFIG = "/run/sparkd-bed"  # inside the bed: settings, keys and drop-ins of this checkout's sparkd
 
 
@@ -233,7 +234,7 @@ def install_sparkd(
     service = "[Service]\nExecStart=\n"
     if command is None:
         command = str(SPARKD)
-        for unit in ("sparkd.socket", "sparkd-control.socket", "sparkd.service"):
+        for unit in SPARKD_UNITS:
             bed.write_file(f"/run/systemd/system/{unit}", (ROOT / "units" / unit).read_text())
         # The checkout's .venv may live under /root (pyenv) or /tmp (CI): the
         # packaged sparkd lives in /usr and keeps both protections.
@@ -256,10 +257,18 @@ def install_sparkd(
     bed.run("systemctl", "start", "podman.socket")  # podman's API, which sparkd check asks
     bed.run(command, "--config", f"{BED_CONFIG}/sparkd.toml", "render")
     bed.run("systemctl", "daemon-reload")
-    # A socket is not started while its service runs ("already active, refusing"): the
-    # service first, then both sockets anew.
-    bed.run("systemctl", "stop", "sparkd.service")
-    bed.run("systemctl", "restart", "sparkd.socket", "sparkd-control.socket")
+    # A socket is not started while its service runs ("already active, refusing"), and a
+    # connection in the backlog starts the service again the moment it has stopped: the
+    # sockets stop with the service, in one transaction, before they start anew.
+    # reset-failed clears systemd's count of starts (five in ten seconds by default).
+    bed.run("systemctl", "stop", *SPARKD_UNITS)
+    bed.run("systemctl", "reset-failed", *SPARKD_UNITS, check=False)
+    started = bed.run("systemctl", "start", "sparkd.socket", "sparkd-control.socket", check=False)
+    if started.returncode != 0:
+        journal = bed.run(
+            "journalctl", "--no-pager", "-n", "40", *(f"--unit={u}" for u in SPARKD_UNITS), check=False
+        ).stdout
+        raise RuntimeError(f"sparkd's sockets did not start: {started.stderr}\n{journal}")
 
 
 def main(argv: list[str]) -> int:

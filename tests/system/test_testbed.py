@@ -1,0 +1,41 @@
+"""The test bed's own promises, which the other system tests and bench/ build on."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+from testbed import PrivateSystemd
+
+from tests.system.sparkd_bed import PORT, chat, install, uninstall
+
+
+def knock_until(done: threading.Event) -> None:
+    """Open connections to sparkd's port, each of which can start sparkd.service."""
+    while not done.is_set():
+        try:
+            with socket.create_connection(("127.0.0.1", PORT), timeout=1):
+                pass
+        except OSError:
+            pass  # between the sockets' stop and start nothing listens
+
+
+def test_sparkd_can_be_installed_again_and_again_while_clients_connect(bed: PrivateSystemd) -> None:
+    # bench/ reinstalls sparkd for each phase while connections may still arrive: a
+    # connection between the service's stop and the sockets' restart started the
+    # service again, and the socket refused to start ("already active"); CI failed so.
+    done = threading.Event()
+    knocker = threading.Thread(target=knock_until, args=(done,), daemon=True)
+    try:
+        install(bed)
+        knocker.start()
+        for _ in range(6):
+            install(bed)
+        done.set()
+        knocker.join(timeout=5)
+        assert bed.unit_state("sparkd.socket") == "active"
+        status, _, body = chat("fake-a")
+        assert status == 200, body
+    finally:
+        done.set()
+        uninstall(bed)
