@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""Write the settings and catalogue-field references in docs/configuration.md from the code.
+"""Write the settings, catalogue-field and image-recipe references in docs/configuration.md from the code.
 
 scripts/reference-doc.py [--check]
 
 Each field's description is the comment right above it in sparkd/settings.py
-or sparkd/model.py, and its default the dataclass's own; a unit test fails
+sparkd/model.py or sparkd/recipes.py, and its default the dataclass's own; a unit test fails
 when the document and the code differ.
 """
 
@@ -17,11 +17,15 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from sparkd import model, settings
+from sparkd import model, recipes, settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "configuration.md"
-BLOCKS = {"settings": "<!-- settings: written by scripts/reference-doc.py -->", "fields": "<!-- fields -->"}
+BLOCKS = {
+    "settings": "<!-- settings: written by scripts/reference-doc.py -->",
+    "fields": "<!-- fields -->",
+    "recipes": "<!-- recipes -->",
+}
 END = "<!-- end -->"
 
 
@@ -74,11 +78,11 @@ def default_of(field: dataclasses.Field[Any]) -> str:
     return "required"
 
 
-def table(cls: type, source: Path, prefix: str = "") -> list[str]:
+def table(cls: type, source: Path, prefix: str = "", skip: tuple[str, ...] = ()) -> list[str]:
     described = comments(source, cls.__name__)
     rows = []
     for field in dataclasses.fields(cls):
-        if field.name.startswith("_"):
+        if field.name.startswith("_") or field.name in skip:
             continue
         description = described.get(field.name, "").replace("|", "\\|")
         if field.name == "catalogue_dir":
@@ -100,7 +104,12 @@ def blocks() -> dict[str, str]:
         "",
         *table(model.Rewrites, ROOT / "sparkd" / "model.py"),
     ]
-    return {"settings": "\n".join(settings_table), "fields": "\n".join(fields)}
+    recipe_table = table(recipes.DeclaredRecipe, ROOT / "sparkd" / "recipes.py", skip=("name",))
+    return {
+        "settings": "\n".join(settings_table),
+        "fields": "\n".join(fields),
+        "recipes": "\n".join(recipe_table),
+    }
 
 
 def render(text: str) -> str:

@@ -149,10 +149,12 @@ def _model_tables(path: Path) -> Iterable[tuple[str, dict[str, Any]]]:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise CatalogueError(path, f"not valid TOML: {error}") from None
-    unknown = set(document) - {"models"}
+    # [images."<name>"] tables are image recipes, which `sparkd.recipes` reads.
+    unknown = set(document) - {"models", "images"}
     if unknown:
         raise CatalogueError(
-            path, f'unknown top-level keys {sorted(unknown)}; expected [models."<id>"] tables'
+            path,
+            f'unknown top-level keys {sorted(unknown)}; expected [models."<id>"] or [images."<name>"] tables',
         )
     models = document.get("models", {})
     for model_id, table in models.items():

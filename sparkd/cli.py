@@ -34,7 +34,7 @@ def _serve(config: Path | None) -> int:
 def _parser() -> argparse.ArgumentParser:
     import argparse  # here: `serve` never needs it
 
-    from sparkd.commands import Verbs, catalogue, host, running
+    from sparkd.commands import Verbs, catalogue, host, images, running
 
     parser = argparse.ArgumentParser(
         prog="sparkd",
@@ -52,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
         "Serve the OpenAI-compatible API on the socket systemd passes (LISTEN_FDS), or on the "
         "settings' `listen` address when run by hand.",
     )
-    for group in (running, catalogue, host):
+    for group in (running, catalogue, host, images):
         group.register(verbs)
     return parser
 

@@ -34,25 +34,28 @@ ENABLING = (
 )
 
 
-def install(state_dir: Path, models_d: Path, log: Log = print) -> None:
+def install(state_dir: Path, models_d: Path, log: Log = print) -> bool:
+    """Make everything the demo needs; True when this turned the demo model on."""
     demo = state_dir / "demo"
     demo.mkdir(parents=True, exist_ok=True)
     _engine(demo / "venv", log)
     _weights(demo, log)
     _image(log)
-    enable(models_d, log)
+    enabled = enable(models_d, log)
     log(f"demo ready: image {IMAGE}, engine and weights in {demo}")
+    return enabled
 
 
-def enable(models_d: Path, log: Log = print) -> None:
-    """Turn the demo model on (the shipped catalogue has it off) with a drop-in of its own."""
+def enable(models_d: Path, log: Log = print) -> bool:
+    """Turn the demo model on (the shipped catalogue has it off) with a drop-in of its own;
+    False when it was on already."""
     dropin = models_d / "demo.toml"
     if dropin.exists():
-        return
+        return False
     models_d.mkdir(parents=True, exist_ok=True)
     dropin.write_text(ENABLING)
-    log(f"enabled the demo model ({dropin}): `sparkd render` adds its unit, and a running sparkd")
-    log("serves it once restarted (systemctl try-restart sparkd)")
+    log(f"enabled the demo model ({dropin})")
+    return True
 
 
 def _run(argv: list[str], log: Log) -> None:

@@ -1,16 +1,17 @@
-"""The engine images sparkd builds itself (custom-docker-containers/), and `sparkd images build`.
+"""The engine images sparkd builds itself, and how: `sparkd images build|list|prune`.
 
-Each recipe names its Containerfile directory, the tag the catalogue uses,
-and the recipes whose images it is built on, so a build runs in order and
-skips images that are already present. The build context is the whole
-custom-docker-containers directory: images share its mods/.
+Each recipe names its Containerfile, the tag the catalogue uses, and the
+recipes whose images it is built on, so a build runs in order and skips
+images that are already present. The shipped recipes live in
+custom-docker-containers/ and build from that whole directory (images share
+its mods/); a drop-in may declare more (`sparkd.recipes`).
 """
 
 from __future__ import annotations
 
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,10 +23,20 @@ PACKAGED_CONTAINERS = Path("/usr/share/sparkd/containers")
 class Recipe:
     name: str
     tag: str
-    directory: str
-    needs: tuple[str, ...] = ()
+    directory: str = ""  # a shipped recipe's folder in the containers directory
+    needs: tuple[str, ...] = ()  # recipes whose images this one is built on
     build_args: tuple[tuple[str, str], ...] = ()
     generated: tuple[str, ...] = ()  # context files sparkd makes as it builds
+    # A recipe declared in a drop-in brings its own Containerfile and context.
+    containerfile: Path | None = None
+    context: Path | None = None
+    declared_in: Path | None = None
+
+    def containerfile_in(self, containers: Path) -> Path:
+        return self.containerfile or containers / self.directory / "Containerfile"
+
+    def context_in(self, containers: Path) -> Path:
+        return self.context or containers
 
 
 RECIPES = (
@@ -63,29 +74,54 @@ RECIPES = (
 )
 BY_NAME = {r.name: r for r in RECIPES}
 BY_TAG = {r.tag: r for r in RECIPES}
+SHIPPED: Mapping[str, Recipe] = BY_NAME
 
 
 def containers_dir() -> Path:
     return REPO_CONTAINERS if REPO_CONTAINERS.is_dir() else PACKAGED_CONTAINERS
 
 
-def build_plan(wanted: Iterable[str], present: Callable[[str], bool]) -> list[Recipe]:
-    """The recipes to build, bases first; bases already present are not rebuilt."""
+def build_plan(
+    wanted: Iterable[str],
+    present: Callable[[str], bool],
+    recipes: Mapping[str, Recipe] = SHIPPED,
+    rebuild: bool = False,
+) -> list[Recipe]:
+    """The recipes to build, bases first. Bases already present are not rebuilt,
+    unless `rebuild` asks for every image in the chain anew (an upgrade)."""
     plan: list[Recipe] = []
+    visiting: list[str] = []
 
     def visit(name: str, asked: bool) -> None:
-        recipe = BY_NAME[name]
-        if recipe in plan or (not asked and present(recipe.tag)):
+        recipe = recipes[name]
+        if name in visiting:
+            raise KeyError(f"image recipes built on each other: {' -> '.join([*visiting, name])}")
+        if recipe in plan or (not asked and not rebuild and present(recipe.tag)):
             return
+        visiting.append(name)
         for base in recipe.needs:
             visit(base, asked=False)
+        visiting.pop()
         plan.append(recipe)
 
     for name in wanted:
-        if name not in BY_NAME:
-            raise KeyError(f"no image recipe {name!r}; known: {', '.join(BY_NAME)}")
+        if name not in recipes:
+            raise KeyError(f"no image recipe {name!r}; known: {', '.join(recipes)}")
         visit(name, asked=True)
     return plan
+
+
+def needed(recipes: Mapping[str, Recipe], used_tags: Iterable[str]) -> set[str]:
+    """The recipes whose images the catalogue uses, with every base they are built on."""
+    by_tag = {r.tag: r.name for r in recipes.values()}
+    todo = [by_tag[t] for t in used_tags if t in by_tag]
+    kept: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name not in kept:
+            kept.add(name)
+            todo.extend(b for b in recipes[name].needs if b in recipes)
+    return kept
 
 
 PODMAN_SOCKET = Path("/run/podman/podman.sock")
@@ -139,9 +175,10 @@ def copied_sources(containerfile: str) -> list[str]:
     return sources
 
 
-def missing_sources(recipe: Recipe, context: Path) -> list[str]:
+def missing_sources(recipe: Recipe, containers: Path) -> list[str]:
     """What the recipe's Containerfile copies that its build context lacks (globs match anything)."""
-    text = (context / recipe.directory / "Containerfile").read_text()
+    text = recipe.containerfile_in(containers).read_text()
+    context = recipe.context_in(containers)
     missing = []
     for source in copied_sources(text):
         if source in recipe.generated:
@@ -152,31 +189,51 @@ def missing_sources(recipe: Recipe, context: Path) -> list[str]:
     return missing
 
 
-def podman_build_argv(recipe: Recipe, context: Path) -> list[str]:
-    containerfile = context / recipe.directory / "Containerfile"
-    argv = ["podman", "build", "--tag", recipe.tag, "--file", str(containerfile)]
+def podman_build_argv(recipe: Recipe, containers: Path, pull: bool = False, fresh: bool = False) -> list[str]:
+    """`pull` fetches the upstream base anew (only a recipe on no other recipe has one:
+    the others' bases are local images no registry holds); `fresh` reruns every step."""
+    argv = ["podman", "build", "--tag", recipe.tag, "--file", str(recipe.containerfile_in(containers))]
     for key, value in recipe.build_args:
         argv += ["--build-arg", f"{key}={value}"]
-    return [*argv, str(context)]
+    if pull and not recipe.needs:
+        argv.append("--pull=always")
+    if fresh:
+        argv.append("--no-cache")
+    return [*argv, str(recipe.context_in(containers))]
 
 
-def build(recipe: Recipe, log: Callable[[str], None] = print) -> None:
-    context = containers_dir()
-    if recipe.name == "sparkd-demo":
+def build(
+    recipe: Recipe, log: Callable[[str], None] = print, pull: bool = False, fresh: bool = False
+) -> None:
+    containers = containers_dir()
+    if recipe.generated:
         # Its root tree is generated, so it builds from a context of its own.
         with tempfile.TemporaryDirectory() as tmp:
-            (Path(tmp) / "sparkd-demo").mkdir()
-            (Path(tmp) / "sparkd-demo" / "Containerfile").write_bytes(
-                (context / "sparkd-demo" / "Containerfile").read_bytes()
+            (Path(tmp) / recipe.directory).mkdir()
+            (Path(tmp) / recipe.directory / "Containerfile").write_bytes(
+                recipe.containerfile_in(containers).read_bytes()
             )
             (Path(tmp) / "rootfs.tar").write_bytes(empty_root_tar())
-            argv = podman_build_argv(recipe, Path(tmp))
+            argv = podman_build_argv(recipe, Path(tmp), pull, fresh)
             log("$ " + " ".join(argv))
             subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
         return
-    missing = missing_sources(recipe, context)
+    missing = missing_sources(recipe, containers)
     if missing:
+        context = recipe.context_in(containers)
         raise FileNotFoundError(f"{recipe.name}: its build context {context} lacks {', '.join(missing)}")
-    argv = podman_build_argv(recipe, context)
+    argv = podman_build_argv(recipe, containers, pull, fresh)
     log("$ " + " ".join(argv))
     subprocess.run(argv, check=True)
+
+
+def remove_image(tag: str) -> str | None:
+    """Remove an image; podman's reason when it refuses (a container uses it), else None."""
+    done = subprocess.run(["podman", "rmi", tag], capture_output=True, text=True, check=False)
+    return None if done.returncode == 0 else (done.stderr.strip() or f"podman rmi exited {done.returncode}")
+
+
+def prune_dangling() -> str:
+    """Remove the untagged layers rebuilds leave behind; podman's list of what went."""
+    argv = ["podman", "image", "prune", "--force"]
+    return subprocess.run(argv, capture_output=True, text=True, check=False).stdout.strip()

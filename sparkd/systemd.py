@@ -344,3 +344,10 @@ def reload_if_running(unit: str) -> None:
     """Ask a running unit to reload (SIGHUP for sparkd). An inactive unit refuses; that is fine."""
     with contextlib.suppress(Exception), DBus() as bus:
         _manager(bus, b"ReloadUnit", b"ss", unit, "replace")
+
+
+def restart_if_running(unit: str) -> None:
+    """Restart a running unit so that it reads its configuration anew; an inactive one stays so
+    (sparkd then starts on its next connection, and reads it then)."""
+    with contextlib.suppress(Exception), DBus() as bus:
+        _manager(bus, b"TryRestartUnit", b"ss", unit, "replace")

