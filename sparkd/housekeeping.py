@@ -1,4 +1,5 @@
-"""Once a second while sparkd serves: memory samples, STATUS= and watchdog, idle connections, quiet exit."""
+"""Once a second while sparkd serves: memory samples, STATUS= and watchdog, idle connections,
+the heap trimmed after a burst, quiet exit."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from aiohttp import web
 
 from sparkd.activation import Notifier
 from sparkd.describe import status_line
+from sparkd.heap import TrimWhenQuiet, release_free_memory
 from sparkd.memory import MemoryBook
 from sparkd.runtime import Runtime
 from sparkd.upstream import EnginePool
@@ -36,6 +38,7 @@ class Housekeeping:
     _quiet_since: float = field(default=0.0, init=False)
     _last_ping: float = field(default=0.0, init=False)
     _last_sample: float = field(default=0.0, init=False)
+    _trim: TrimWhenQuiet = field(default_factory=TrimWhenQuiet, init=False)
 
     async def while_serving(self, app: web.Application) -> AsyncIterator[None]:
         """The app's cleanup context: housekeeping runs from start-up to shutdown."""
@@ -65,6 +68,9 @@ class Housekeeping:
             self.notifier.watchdog()
             self._last_ping = now
         self.engines.sweep()
+        working = self.connections() > 0 or scheduler.queued() > 0 or bool(scheduler.owner)
+        if self._trim.due(working, now):
+            release_free_memory()
         if scheduler.tenant() is not None or scheduler.queued() > 0 or self.connections() > 0:
             self._quiet_since = now
         elif self.quiet_exit and now - self._quiet_since >= self.quiet_exit:

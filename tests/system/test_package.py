@@ -195,6 +195,23 @@ def installed_package_works_as_a_user_meets_it(bed: PrivateSystemd) -> None:
     assert {r.name: images.missing_sources(r, shipped) for r in images.RECIPES} == {
         r.name: [] for r in images.RECIPES
     }
+    # A recipe a drop-in declares is built by the packaged command (real podman, from scratch).
+    recipe = Path("/etc/sparkd/models.d/bed-recipe.toml")
+    (recipe.parent / "bed-recipe").mkdir()
+    try:
+        (recipe.parent / "bed-recipe" / "Containerfile").write_text("FROM scratch\nCOPY hello.txt /\n")
+        (recipe.parent / "bed-recipe" / "hello.txt").write_text("hello\n")
+        recipe.write_text(
+            '[images.bed-recipe]\ncontainerfile = "bed-recipe/Containerfile"\n'
+            'tag = "localhost/bed-recipe:1"\n'
+        )
+        built = bed.run("/usr/bin/sparkd", "images", "build", "bed-recipe", check=False, timeout=300)
+        assert built.returncode == 0, built.stdout + built.stderr
+        assert bed.run("podman", "image", "exists", "localhost/bed-recipe:1", check=False).returncode == 0
+    finally:
+        recipe.unlink(missing_ok=True)
+        shutil.rmtree(recipe.parent / "bed-recipe")
+        bed.run("podman", "rmi", "-f", "localhost/bed-recipe:1", check=False)
     # Started from a directory that holds a `sparkd/` package, the command runs its own code.
     with tempfile.TemporaryDirectory() as decoy:
         (Path(decoy) / "sparkd").mkdir()
