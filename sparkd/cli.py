@@ -8,6 +8,7 @@ reachable.
 from __future__ import annotations
 
 import gc
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,7 +35,7 @@ def _serve(config: Path | None) -> int:
 def _parser() -> argparse.ArgumentParser:
     import argparse  # here: `serve` never needs it
 
-    from sparkd.commands import Verbs, catalogue, host, images, running
+    from sparkd.commands import Verbs, catalogue, host, images, running, weights
 
     parser = argparse.ArgumentParser(
         prog="sparkd",
@@ -52,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
         "Serve the OpenAI-compatible API on the socket systemd passes (LISTEN_FDS), or on the "
         "settings' `listen` address when run by hand.",
     )
-    for group in (running, catalogue, host, images):
+    for group in (running, catalogue, weights, host, images):
         group.register(verbs)
     return parser
 
@@ -77,3 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CatalogueError, SettingsError) as error:
         print(f"sparkd: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # The reader left (`sparkd models | head`): no traceback; stdout goes nowhere from here.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

@@ -33,6 +33,7 @@ class HostFacts:
     state_dir: Path = Path("/var/lib/sparkd")
     secrets_dir: Path = Path("/etc/sparkd/secrets")
     secrets: frozenset[str] = frozenset()  # the names stored there (never their values)
+    pulled: frozenset[str] = frozenset()  # models whose weights `sparkd pull` fetched: they run offline
 
     def volume_roots(self) -> dict[str, Path]:
         return {
@@ -172,6 +173,11 @@ def render_container(model: Model, host: HostFacts) -> str:
     unit.add(c, "LogDriver", "journald")
     for key, value in model.environment.items():
         unit.add(c, "Environment", quote_word(f"{key}={value}"))
+    if model.id in host.pulled:
+        # The weights are all here (`sparkd pull`): a start never waits on the hub.
+        for key in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+            if key not in model.environment:
+                unit.add(c, "Environment", f"{key}=1")
     for name in model.secrets:
         # The value stays in its root-only file: podman reads it as the container starts.
         if name in host.secrets:

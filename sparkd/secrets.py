@@ -61,3 +61,13 @@ def remove(directory: Path, name: str) -> bool:
     except FileNotFoundError:
         return False
     return True
+
+
+def value(directory: Path, name: str) -> str | None:
+    """A stored secret's value, for a command that hands it on itself (`sparkd pull`); None if unset."""
+    try:
+        line = path_of(directory, name).read_text().rstrip("\n")
+    except FileNotFoundError:
+        return None
+    prefix = f"{name}="
+    return line[len(prefix) :] if line.startswith(prefix) else None

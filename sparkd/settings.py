@@ -67,6 +67,11 @@ class Settings:
     fit_gate: bool = False
     # While a streaming request waits for a start, send SSE progress comments once a second.
     loading_progress: bool = True
+    # A request for a model whose weights were never pulled: true downloads them first (`sparkd
+    # pull`, as a unit of its own, progress shown to waiting clients); false answers 409 at once.
+    pull_on_demand: bool = True
+    # The Hugging Face hub `sparkd pull` downloads from (a mirror's address works too).
+    hub_endpoint: str = "https://huggingface.co"
     # Web pages (origins, exactly as browsers send them, e.g. "http://openwebui.lan:3000") that
     # may call the API, besides localhost and VS Code's webviews. Each still needs a key.
     cors_origins: tuple[str, ...] = ()

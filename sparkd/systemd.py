@@ -351,3 +351,14 @@ def restart_if_running(unit: str) -> None:
     (sparkd then starts on its next connection, and reads it then)."""
     with contextlib.suppress(Exception), DBus() as bus:
         _manager(bus, b"TryRestartUnit", b"ss", unit, "replace")
+
+
+def unit_active(unit: str) -> bool:
+    """Whether a unit is active (or on its way up or down); False when systemd cannot be asked."""
+    try:
+        with DBus() as bus:
+            path = _manager(bus, b"GetUnit", b"s", unit)
+            state = bus.get_property(path, b"org.freedesktop.systemd1.Unit", b"ActiveState")
+    except Exception:  # no such unit loaded, or no systemd
+        return False
+    return _text(state) in ("active", "activating", "deactivating", "reloading")

@@ -26,3 +26,12 @@ async def settled() -> None:
     if left:
         names = ", ".join(repr(task.get_coro()) for task in left[:5])
         pytest.fail(f"the test left {len(left)} task(s) running: {names}")
+
+
+def eventually_sync(predicate: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
+    """`eventually` for code without an event loop (threads, blocking clients)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.1f}s waiting for {what}")
+        time.sleep(0.005)

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import argparse
 
     from sparkd.catalogue import Catalogue
+    from sparkd.model import Model
     from sparkd.quadlet import HostFacts
     from sparkd.settings import Settings
 
@@ -64,14 +65,45 @@ def _models(args: argparse.Namespace, settings: Settings) -> int:
         and (not args.role or m.role == args.role)
         and (not args.engine or m.engine == args.engine)
     ]
+    from sparkd.hostfacts import detect_host
+
+    on_disk = _weights_on_disk(chosen, detect_host(settings))
     if args.json:
-        print(json.dumps([to_json(m) for m in chosen], indent=2))
+        print(json.dumps([{**to_json(m), "weights_on_disk": on_disk[m.id]} for m in chosen], indent=2))
         return 0
     table(
-        ("MODEL", "STATUS", "ROLE", "CONTEXT", "ENGINE", "IMAGE"),
-        [(m.id, m.status, m.role, str(m.context_length), m.engine, m.image) for m in chosen],
+        ("MODEL", "STATUS", "ROLE", "CONTEXT", "ENGINE", "WEIGHTS", "IMAGE"),
+        [
+            (m.id, m.status, m.role, str(m.context_length), m.engine, _weights_cell(on_disk[m.id]), m.image)
+            for m in chosen
+        ],
     )
     return 0
+
+
+def _weights_on_disk(models: list[Model], host: HostFacts) -> dict[str, dict[str, object] | None]:
+    """Per model: None when its weights are not a hub download; else pulled or not, and bytes here."""
+    from sparkd import weights
+
+    found: dict[str, dict[str, object] | None] = {}
+    for model in models:
+        if weights.hub_repo(model) is None:
+            found[model.id] = None
+            continue
+        found[model.id] = {
+            "pulled": weights.pulled(model, host) is not None,
+            "bytes": weights.bytes_on_disk(model, host),
+        }
+    return found
+
+
+def _weights_cell(on_disk: dict[str, object] | None) -> str:
+    if on_disk is None:
+        return "-"
+    size = int(str(on_disk["bytes"])) / 1e9
+    if on_disk["pulled"]:
+        return f"{size:.1f} GB"
+    return f"partial {size:.1f} GB" if size else "not pulled"
 
 
 def _render(args: argparse.Namespace, settings: Settings) -> int:
@@ -89,7 +121,9 @@ def _render(args: argparse.Namespace, settings: Settings) -> int:
         if model is None:
             print(f"sparkd: no model {args.print_model!r}", file=sys.stderr)
             return EXIT_USAGE
-        sys.stdout.write(render_container(model, host))
+        from sparkd.weights import with_pulled
+
+        sys.stdout.write(render_container(model, with_pulled(host, [model])))
         return 0
     return write_units(settings, catalogue, host, args.quadlet_dir, reload=not args.no_reload)
 
@@ -104,7 +138,9 @@ def write_units(
     """Render every model's unit into the Quadlet directory and, if any changed, reload systemd."""
     from sparkd.quadlet import render_all
     from sparkd.unitdir import write_unit_set
+    from sparkd.weights import with_pulled
 
+    host = with_pulled(host, catalogue)
     result = write_unit_set(directory or settings.quadlet_dir, render_all(list(catalogue), host))
     for name in result.written:
         print(f"wrote {name}")
