@@ -79,10 +79,31 @@ class Plan:
         return done
 
 
-def chosen(paths: Iterable[str]) -> list[str]:
-    """The repository files an engine needs: everything but other weight formats and originals."""
+@dataclass(frozen=True)
+class Pull:
+    """One model's pull: its weights cache, and the default cache's small files when it has one."""
+
+    plans: tuple[Plan, ...]
+
+    @property
+    def total(self) -> int:
+        return sum(p.total for p in self.plans)
+
+    def done_bytes(self) -> int:
+        return sum(p.done_bytes() for p in self.plans)
+
+    def run(self, token: str | None, endpoint: str, stop: threading.Event) -> None:
+        for plan in self.plans:
+            Download(plan, token, endpoint, stop).run()
+
+
+def chosen(paths: Iterable[str], weights: bool = True) -> list[str]:
+    """The repository files an engine needs: everything but other weight formats and originals;
+    without `weights`, the small files only (configuration, tokenizer)."""
     names = list(paths)
     skip = NEVER + (OTHER_FORMATS if any(p.endswith(".safetensors") for p in names) else ())
+    if not weights:
+        skip += ("*.safetensors", *OTHER_FORMATS)
     return [p for p in names if not any(fnmatch.fnmatch(p, pattern) for pattern in skip)]
 
 
@@ -91,7 +112,9 @@ def shortfall(plan: Plan, free: int) -> int:
     return max(0, plan.total - plan.done_bytes() + DISK_MARGIN - free)
 
 
-def plan_pull(repo: str, revision: str, cache: Path, token: str | None, endpoint: str) -> Plan:
+def plan_pull(
+    repo: str, revision: str, cache: Path, token: str | None, endpoint: str, weights: bool = True
+) -> Plan:
     from huggingface_hub import HfApi
     from huggingface_hub.errors import (
         GatedRepoError,
@@ -125,7 +148,7 @@ def plan_pull(repo: str, revision: str, cache: Path, token: str | None, endpoint
         raise PullError(f"{endpoint} named no commit for {repo}@{revision}")
     by_path = {s.rfilename: s for s in info.siblings or []}
     files = []
-    for path in chosen(by_path):
+    for path in chosen(by_path, weights):
         sibling = by_path[path]
         blob = sibling.lfs.sha256 if sibling.lfs else sibling.blob_id
         size = sibling.lfs.size if sibling.lfs else sibling.size

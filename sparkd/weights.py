@@ -2,9 +2,11 @@
 
 A model whose `weights` is a hub repository id (`org/name`) reads them from
 a Hugging Face cache inside its container: vLLM's `--download-dir`, else
-`HF_HUB_CACHE`, else `$HF_HOME/hub`, else root's default. That directory
-is a volume, so the host side is known: `sparkd pull` fills it in the
-layout the engines read (`models--org--name/{blobs,snapshots,refs}`).
+`HF_HUB_CACHE`, else `$HF_HOME/hub`, else root's default. vLLM reads the
+weights (and tokenizer) from `--download-dir` but the model's configuration
+from the default cache, so a model with both gets the small files in the
+second too. Each is a volume, so the host side is known: `sparkd pull` fills
+them in the layout the engines read (`models--org--name/{blobs,snapshots,refs}`).
 
 A complete pull leaves a record in the state directory (`weights/<id>.json`).
 A model counts as pulled while its record and its snapshot both exist; its
@@ -34,10 +36,15 @@ def hub_repo(model: Model) -> str | None:
 
 
 def container_cache(model: Model) -> str:
-    """The Hugging Face cache directory the model's engine reads, inside its container."""
+    """The Hugging Face cache directory the model's engine reads weights from, inside its container."""
     args = list(model.args)
     if "--download-dir" in args[:-1]:
         return args[args.index("--download-dir") + 1]
+    return default_cache(model)
+
+
+def default_cache(model: Model) -> str:
+    """The cache the Hugging Face libraries use inside the container (configuration, tokenizers)."""
     env = dict(model.environment)
     if env.get("HF_HUB_CACHE"):
         return env["HF_HUB_CACHE"]
@@ -47,8 +54,34 @@ def container_cache(model: Model) -> str:
 
 
 def host_cache(model: Model, host: HostFacts) -> Path | None:
-    """The host directory behind the model's container cache (the volume that holds it), or None."""
-    inside = PurePosixPath(container_cache(model))
+    """The host directory behind the model's weights cache (the volume that holds it), or None."""
+    return host_path(model, container_cache(model), host)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A cache a pull fills: with the weights, or with the small files only."""
+
+    cache: Path
+    weights: bool
+
+
+def targets(model: Model, host: HostFacts) -> list[Target]:
+    """Where a pull puts the model's files: the weights cache, and the default cache when it
+    differs (vLLM reads the configuration there) and a volume keeps it."""
+    found = []
+    weights_cache = host_cache(model, host)
+    if weights_cache is not None:
+        found.append(Target(weights_cache, weights=True))
+    config_cache = host_path(model, default_cache(model), host)
+    if config_cache is not None and config_cache != weights_cache:
+        found.append(Target(config_cache, weights=False))
+    return found
+
+
+def host_path(model: Model, container_path: str, host: HostFacts) -> Path | None:
+    """The host path behind a path inside the model's container (the deepest volume holding it)."""
+    inside = PurePosixPath(container_path)
     best: tuple[int, Path] | None = None
     for volume in model.volumes:
         source, target = volume.split(":")[:2]
@@ -108,12 +141,12 @@ def read_record(state_dir: Path, model_id: str) -> Pulled | None:
 def pulled(model: Model, host: HostFacts) -> Pulled | None:
     """The model's record, while it names its repository and its snapshot is still on disk."""
     repo = hub_repo(model)
-    cache = host_cache(model, host)
+    places = targets(model, host)
     record = read_record(host.state_dir, model.id)
-    if repo is None or cache is None or record is None or record.repo != repo:
+    if repo is None or not places or record is None or record.repo != repo:
         return None
-    snapshot = cache / repo_folder(repo) / "snapshots" / record.commit
-    return record if snapshot.is_dir() else None
+    snapshots = [t.cache / repo_folder(repo) / "snapshots" / record.commit for t in places]
+    return record if all(s.is_dir() for s in snapshots) else None
 
 
 def needs_pull(model: Model, host: HostFacts) -> bool:

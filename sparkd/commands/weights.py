@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from sparkd.catalogue import Catalogue
     from sparkd.model import Model
-    from sparkd.pull import Plan, Progress
+    from sparkd.pull import Progress, Pull
     from sparkd.quadlet import HostFacts
     from sparkd.settings import Settings
 
@@ -85,77 +85,82 @@ def _hub_model(model: Model) -> bool:
 
 def pull_one(model: Model, catalogue: Catalogue, host: HostFacts, settings: Settings, revision: str) -> int:
     from sparkd import secrets, weights
-    from sparkd.pull import Download, PullError, plan_pull, shortfall
+    from sparkd.pull import Pull, PullError, plan_pull, shortfall
 
     repo = weights.hub_repo(model)
-    cache = weights.host_cache(model, host)
+    places = weights.targets(model, host)
     assert repo is not None
-    if cache is None:
-        print(
-            f"sparkd: {model.id}: no volume holds its cache ({weights.container_cache(model)})",
-            file=sys.stderr,
-        )
+    if not places or not places[0].weights:
+        inside = weights.container_cache(model)
+        print(f"sparkd: {model.id}: no volume holds its cache ({inside})", file=sys.stderr)
         return EXIT_USAGE
     token = secrets.value(settings.secrets_dir, "HF_TOKEN")
     try:
-        plan = plan_pull(repo, revision, cache, token, settings.hub_endpoint)
+        pull = Pull(
+            tuple(plan_pull(repo, revision, t.cache, token, settings.hub_endpoint, t.weights) for t in places)
+        )
     except PullError as error:
         print(f"sparkd: {model.id}: {error}", file=sys.stderr)
         return EXIT_FAILED
-    missing = shortfall(plan, _free_bytes(cache))
-    if missing:
-        to_go = (plan.total - plan.done_bytes()) / 1e9
-        print(
-            f"sparkd: {model.id} needs {plan.total / 1e9:.1f} GB ({to_go:.1f} to go) and {cache} "
-            f"lacks {missing / 1e9:.1f} GB of free space (1 GiB stays free)",
-            file=sys.stderr,
-        )
-        return EXIT_FAILED
-    print(f"{model.id}: {repo}@{plan.commit[:12]}, {len(plan.files)} files, {plan.total / 1e9:.2f} GB")
+    for plan in pull.plans:
+        missing = shortfall(plan, _free_bytes(plan.cache))
+        if missing:
+            to_go = (plan.total - plan.done_bytes()) / 1e9
+            print(
+                f"sparkd: {model.id} needs {plan.total / 1e9:.1f} GB ({to_go:.1f} to go) and {plan.cache} "
+                f"lacks {missing / 1e9:.1f} GB of free space (1 GiB stays free)",
+                file=sys.stderr,
+            )
+            return EXIT_FAILED
+    main = pull.plans[0]
+    print(f"{model.id}: {repo}@{main.commit[:12]}, {len(main.files)} files, {pull.total / 1e9:.2f} GB")
     stop = threading.Event()
-    download = Download(plan, token, settings.hub_endpoint, stop)
     outcome: list[BaseException] = []
-    worker = threading.Thread(target=_run, args=(download, outcome), daemon=True)
+    worker = threading.Thread(
+        target=_run, args=(pull, token, settings.hub_endpoint, stop, outcome), daemon=True
+    )
     started = time.monotonic()
     report = ProgressReport(model.id, progress_dir(settings) / f"{model.id}.json", sys.stdout.isatty())
     worker.start()
     try:
-        _watch(plan, worker, report)
+        _watch(pull, worker, report)
     except KeyboardInterrupt:
         stop.set()
         worker.join()
-        report.finish(plan, f"interrupted at {plan.done_bytes() / 1e9:.1f} GB")
+        report.finish(pull, f"interrupted at {pull.done_bytes() / 1e9:.1f} GB")
         print(f"\n{model.id}: interrupted; `sparkd pull {model.id}` goes on from here", file=sys.stderr)
         return EXIT_INTERRUPTED
     if outcome:
-        report.finish(plan, str(outcome[0]))
+        report.finish(pull, str(outcome[0]))
         print(f"sparkd: {model.id}: {outcome[0]}", file=sys.stderr)
         return EXIT_FAILED
-    record = weights.Pulled(repo, revision, plan.commit, plan.total, len(plan.files))
+    record = weights.Pulled(repo, revision, main.commit, pull.total, len(main.files))
     for other in catalogue:  # models on the same weights share the pull
-        if weights.hub_repo(other) == repo and weights.host_cache(other, host) == cache:
+        if weights.hub_repo(other) == repo and set(weights.targets(other, host)) <= set(places):
             weights.write_record(host.state_dir, other.id, record)
-    report.finish(plan, None)
+    report.finish(pull, None)
     took = time.monotonic() - started
-    print(f"{model.id}: pulled {plan.total / 1e9:.2f} GB in {took:.0f}s into {plan.folder}")
+    print(f"{model.id}: pulled {pull.total / 1e9:.2f} GB in {took:.0f}s into {main.folder}")
     return 0
 
 
-def _run(download: object, outcome: list[BaseException]) -> None:
+def _run(
+    pull: Pull, token: str | None, endpoint: str, stop: threading.Event, outcome: list[BaseException]
+) -> None:
     try:
-        download.run()  # type: ignore[attr-defined]
+        pull.run(token, endpoint, stop)
     except BaseException as error:  # reported by the main thread
         outcome.append(error)
 
 
-def _watch(plan: Plan, worker: threading.Thread, report: ProgressReport) -> None:
+def _watch(pull: Pull, worker: threading.Thread, report: ProgressReport) -> None:
     from sparkd.pull import Progress, RateMeter
 
     meter = RateMeter()
     while worker.is_alive():
         worker.join(0.5)
-        done = plan.done_bytes()
-        report.show(Progress(done, plan.total, meter.add(time.monotonic(), done)))
+        done = pull.done_bytes()
+        report.show(Progress(done, pull.total, meter.add(time.monotonic(), done)))
 
 
 class ProgressReport:
@@ -184,10 +189,10 @@ class ProgressReport:
             self._last_line = time.monotonic()
             print(f"{self.model_id}: {progress.line()}", flush=True)
 
-    def finish(self, plan: Plan, error: str | None) -> None:
+    def finish(self, pull: Pull, error: str | None) -> None:
         from sparkd.pull import Progress
 
-        self._write(Progress(plan.done_bytes(), plan.total, 0.0, finished=True, error=error))
+        self._write(Progress(pull.done_bytes(), pull.total, 0.0, finished=True, error=error))
         if self.terminal:
             print()
 
@@ -222,21 +227,23 @@ def _rm(args: argparse.Namespace, settings: Settings) -> int:
         print(f"sparkd: no model {args.model!r}", file=sys.stderr)
         return EXIT_USAGE
     host = detect_host(settings)
-    repo, cache = weights.hub_repo(model), weights.host_cache(model, host)
-    if repo is None or cache is None:
+    repo, places = weights.hub_repo(model), weights.targets(model, host)
+    if repo is None or not places:
         print(f"sparkd: {model.id}'s weights are not a hub download sparkd keeps", file=sys.stderr)
         return EXIT_USAGE
-    sharing = [m for m in catalogue if weights.hub_repo(m) == repo and weights.host_cache(m, host) == cache]
+    sharing = [
+        m for m in catalogue if weights.hub_repo(m) == repo and set(weights.targets(m, host)) & set(places)
+    ]
     running = [m.id for m in sharing if unit_active(m.unit_name)]
     if running:
         print(f"sparkd: {', '.join(running)} runs on these weights: `sparkd stop` it first", file=sys.stderr)
         return EXIT_FAILED
-    folder = cache / weights.repo_folder(repo)
     freed = weights.bytes_on_disk(model, host)
-    shutil.rmtree(folder, ignore_errors=True)
+    for place in places:
+        shutil.rmtree(place.cache / weights.repo_folder(repo), ignore_errors=True)
     for other in sharing:
         weights.forget_record(host.state_dir, other.id)
-    print(f"removed {folder} ({freed / 1e9:.2f} GB)")
+    print(f"removed {repo} from {', '.join(str(p.cache) for p in places)} ({freed / 1e9:.2f} GB)")
     if len(sharing) > 1:
         print(f"(also the weights of {', '.join(m.id for m in sharing if m is not model)})")
     _render_again(settings, catalogue, host)

@@ -145,13 +145,14 @@ def test_the_command_pulls_shows_progress_renders_offline_and_removes(
     (tmp_path / "models.d").mkdir()
     common = f'weights = "{REPO}"\nimage = "localhost/x:1"\ncontext_length = 2048\n'
     (tmp_path / "models.d" / "smol.toml").write_text(
-        f'[models.smol]\n{common}args = ["--download-dir", "/models"]\nvolumes = ["{{models}}:/models"]\n'
+        f'[models.smol]\n{common}args = ["--download-dir", "/models"]\n'
+        'volumes = ["{models}:/models", "{hf_cache}:/root/.cache/huggingface"]\n'
         f'[models.smol-too]\n{common}environment = {{ HF_HOME = "/hf" }}\nvolumes = ["{{models}}:/hf/hub"]\n'
     )
     config = tmp_path / "sparkd.toml"
     config.write_text(
         f'models_d = "{tmp_path}/models.d"\nstate_dir = "{tmp_path}/state"\n'
-        f'models_dir = "{tmp_path}/models"\n'
+        f'models_dir = "{tmp_path}/models"\nhf_cache_dir = "{tmp_path}/hf"\n'
         f'secrets_dir = "{tmp_path}/secrets"\ncontrol_socket = "{tmp_path}/run/control.sock"\n'
         f'hub_endpoint = "{endpoint}"\ngpu = "no"\n'
     )
@@ -162,6 +163,11 @@ def test_the_command_pulls_shows_progress_renders_offline_and_removes(
     assert pulled.returncode == 0, pulled.stderr
     assert "smol: pulled 0.00 GB" in pulled.stdout
     assert "downloading" in pulled.stdout  # progress lines, not a terminal here
+    # vLLM reads the weights from --download-dir and the configuration from the default cache.
+    folder = "models--HuggingFaceTB--SmolLM2-135M-Instruct"
+    snapshot = tmp_path / "hf" / "hub" / folder / "snapshots" / served.repos[REPO].commit
+    assert sorted(p.name for p in snapshot.rglob("*.json")) == ["config.json", "tokenizer.json"]
+    assert not list(snapshot.rglob("*.safetensors"))
     progress = json.loads((tmp_path / "run" / "pulls" / "smol.json").read_text())
     assert progress["finished"] and progress["done"] == progress["total"] and progress["error"] is None
     # The other model on the same weights shares the pull; both now run offline.

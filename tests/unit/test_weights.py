@@ -88,3 +88,18 @@ def test_the_rate_is_taken_over_the_last_seconds() -> None:
     assert meter.add(1.0, 100) == 100.0
     meter.add(10.0, 100)  # stalled: the old samples leave the window
     assert meter.add(11.0, 100) == 0.0
+
+
+def test_vllm_with_a_download_dir_gets_its_configuration_in_the_default_cache_too() -> None:
+    gpt = load_catalogue().models["gpt-oss-20b"]
+    assert weights.targets(gpt, HOST) == [
+        weights.Target(Path("/srv/models"), weights=True),
+        weights.Target(Path("/srv/hf/hub"), weights=False),
+    ]
+    one_cache = model(environment={"HF_HOME": "/hf"}, volumes=["{hf_cache}:/hf"])
+    assert weights.targets(one_cache, HOST) == [weights.Target(Path("/srv/hf/hub"), weights=True)]
+
+
+def test_the_small_files_go_without_the_weights() -> None:
+    files = ["config.json", "tokenizer.json", "model-00001.safetensors", "generation_config.json"]
+    assert chosen(files, weights=False) == ["config.json", "tokenizer.json", "generation_config.json"]
