@@ -199,6 +199,7 @@ class PrivateSystemd:
 
 SPARKD = ROOT / ".venv" / "bin" / "sparkd"
 SPARKD_UNITS = ("sparkd.socket", "sparkd-control.socket", "sparkd.service")
+PULL_TEMPLATE = "sparkd-pull@.service"
 BED_CONFIG = "/run/sparkd-bed"  # inside the bed: settings, keys and drop-ins of this checkout's sparkd
 
 
@@ -234,7 +235,7 @@ def install_sparkd(
     service = "[Service]\nExecStart=\n"
     if command is None:
         command = str(SPARKD)
-        for unit in SPARKD_UNITS:
+        for unit in (*SPARKD_UNITS, PULL_TEMPLATE):
             bed.write_file(f"/run/systemd/system/{unit}", (ROOT / "units" / unit).read_text())
         # The checkout's .venv may live under /root (pyenv) or /tmp (CI): the
         # packaged sparkd lives in /usr and keeps both protections.
@@ -244,7 +245,7 @@ def install_sparkd(
             "sh",
             "-c",
             "rm -f /run/systemd/system/sparkd.socket /run/systemd/system/sparkd-control.socket "
-            "/run/systemd/system/sparkd.service",
+            "/run/systemd/system/sparkd.service /run/systemd/system/sparkd-pull@.service",
         )
     bed.write_file(
         "/run/systemd/system/sparkd.socket.d/bed.conf", f"[Socket]\nListenStream=\nListenStream={listen}\n"
@@ -253,6 +254,11 @@ def install_sparkd(
         "/run/systemd/system/sparkd.service.d/bed.conf",
         service + f"ExecStart={command} --config {BED_CONFIG}/sparkd.toml serve\n"
         f"LoadCredential=\nLoadCredential=api-keys:{BED_CONFIG}/api-keys\n",
+    )
+    # The pull units run the same sparkd with the same settings.
+    bed.write_file(
+        f"/run/systemd/system/{PULL_TEMPLATE}.d/bed.conf",
+        f"[Service]\nExecStart=\nExecStart={command} --config {BED_CONFIG}/sparkd.toml pull %i\n",
     )
     bed.run("systemctl", "start", "podman.socket")  # podman's API, which sparkd check asks
     bed.run(command, "--config", f"{BED_CONFIG}/sparkd.toml", "render")

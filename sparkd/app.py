@@ -30,6 +30,7 @@ from sparkd.lifecycle import Policy
 from sparkd.logs import RequestLog
 from sparkd.memory import MemoryBook, mem_available
 from sparkd.metrics import Metrics
+from sparkd.pulls import NoPulls, Pulls
 from sparkd.relay import Relay
 from sparkd.response_owners import ResponseOwners
 from sparkd.runtime import HttpHealthProbe, JournalTail, Runtime, UnitControl
@@ -56,6 +57,7 @@ class Edges:
     memory: MemoryBook = field(default_factory=MemoryBook)  # each model's recorded need
     memory_readings: Callable[[], dict[str, float]] | None = None  # for /metrics; None: none
     host_has_gpu: bool = True
+    pulls: Pulls = field(default_factory=NoPulls)  # which models' weights are still to download
 
 
 def build_app(settings: Settings, catalogue: Catalogue, keys: KeyRing, edges: Edges) -> web.Application:
@@ -126,6 +128,7 @@ def _runtime(
         wait_margin=settings.wait_margin,
         refuse_when_busy=settings.busy_policy == "refuse",
         fit_gate=settings.fit_gate,
+        pull_on_demand=settings.pull_on_demand,
     )
     # The bus hands events to the runtime, which acts through the bus.
     bus = edges.connect_units(lambda event: runtime.on_bus_event(event))  # noqa: PLW0108 - runtime comes next
@@ -139,5 +142,6 @@ def _runtime(
         health_interval=settings.health_interval,
         read_memory=edges.read_memory,
         memory=edges.memory,
+        pulls=edges.pulls,
     )
     return bus, runtime

@@ -39,6 +39,7 @@ from sparkd.errors import ApiError
 from sparkd.hostfacts import detect_host
 from sparkd.housekeeping import Housekeeping, load_memory
 from sparkd.memory import MemoryBook, mem_available
+from sparkd.pulls import DiskPulls
 from sparkd.settings import Settings
 from sparkd.systemd import SystemdBus
 
@@ -151,11 +152,13 @@ async def serve(
     notifier, stop = Notifier(), asyncio.Event()
     memory_file = settings.state_dir / "memory.json"
     memory = load_memory(memory_file)
+    host = detect_host(settings)
     edges = Edges(
         connect_units=lambda on_event: SystemdBus(loop, on_event),
         memory=memory,
         memory_readings=lambda: _memory_readings(memory),
-        host_has_gpu=detect_host(settings).gpu,
+        host_has_gpu=host.gpu,
+        pulls=DiskPulls(catalogue, host, settings.pulls_dir),
     )
     app = build_app(settings, catalogue, keys, edges)
     runner = web.AppRunner(

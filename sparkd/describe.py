@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from sparkd.duration import format_seconds
-from sparkd.lifecycle import Phase
+from sparkd.lifecycle import Phase, StartStep
+from sparkd.progress import Progress
 from sparkd.tenancy import Tenancy
 
 
@@ -25,10 +26,12 @@ def status_line(scheduler: Tenancy, now: float) -> str:
     return ", ".join(parts)
 
 
-def waiting_for(scheduler: Tenancy, model_id: str, now: float) -> str:
-    """What a waiting request for `model_id` waits for, in a few words."""
+def waiting_for(scheduler: Tenancy, model_id: str, now: float, pull: Progress | None = None) -> str:
+    """What a waiting request for `model_id` waits for, in a few words (`pull`: its download's progress)."""
     view = scheduler.view(model_id, now)
     holder = scheduler.tenant()
+    if view.phase is Phase.STARTING and view.start_step is StartStep.PULLING:
+        return f"pulling {model_id}: " + (pull.line() if pull is not None else "asking the hub")
     if view.phase is Phase.STARTING:
         elapsed = now - view.since
         left = view.start_estimate - elapsed

@@ -109,6 +109,13 @@ class AbortInFlight:
     cause: str
 
 
+@dataclass(frozen=True, slots=True)
+class PullWeights:
+    """Download the model's weights (`sparkd-pull@<id>.service`) before its start goes on."""
+
+    model: str
+
+
 Effect = (
     StartUnit
     | SubmitStart
@@ -123,4 +130,5 @@ Effect = (
     | DiagnoseFailedStart
     | Ready
     | AbortInFlight
+    | PullWeights
 )

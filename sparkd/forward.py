@@ -168,7 +168,9 @@ class Forwarder:
                 done, _ = await asyncio.wait({future}, timeout=PROGRESS_INTERVAL)
                 if done:
                     return future.result()
-                line = describe.waiting_for(self.runtime.scheduler, call.model.id, self.runtime.clock())
+                runtime = self.runtime
+                pull = runtime.pulls.progress(call.model.id)
+                line = describe.waiting_for(runtime.scheduler, call.model.id, runtime.clock(), pull)
                 await early.write(f": sparkd: {line}\n\n".encode())
                 event = call.family.progress_event(call.model, call.endpoint, line + "\n")
                 if event:

@@ -8,8 +8,6 @@ with the heap walked once, so it runs once per quiet spell, not per request.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 from dataclasses import dataclass, field
 
 QUIET_BEFORE_TRIM = 2.0  # seconds without work after a busy spell
@@ -17,13 +15,12 @@ QUIET_BEFORE_TRIM = 2.0  # seconds without work after a busy spell
 
 def _trim() -> bool:
     """malloc_trim(0) where libc is glibc; False where it is not (musl has none)."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
-    libc = ctypes.CDLL(name)
-    if not hasattr(libc, "malloc_trim"):
-        return False
-    return bool(libc.malloc_trim(0))
+    # ctypes costs a megabyte of its own: loaded at the first trim, not at every start. The
+    # process's own symbols include libc's (no library search, which would run ldconfig).
+    import ctypes
+
+    trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
+    return bool(trim(0)) if trim is not None else False
 
 
 @dataclass

@@ -39,6 +39,7 @@ class StartStep(StrEnum):
     """
 
     CHECKING = "checking memory"  # StartUnit decided; the runtime measures memory
+    PULLING = "downloading weights"  # its weights were never pulled: sparkd-pull@<id> runs
     ASKED = "asked systemd"  # StartUnit sent; its job not yet known
     JOB = "start job running"
     PROBING = "waiting for health"  # the unit is active; its engine's health route decides

@@ -3,7 +3,8 @@
 Every model `<id>` has a Quadlet file `sparkd-<id>.container`, which the
 generator turns into `sparkd-<id>.service` running container `sparkd-<id>`;
 its idle timer is the transient `sparkd-idle-<id>.timer` with its oneshot
-`sparkd-idle-<id>.service`. Written here once and parsed back here, so no
+`sparkd-idle-<id>.service`; a download of its weights for a request is
+`sparkd-pull@<id>.service` (units/sparkd-pull@.service). Written here once and parsed back here, so no
 other module knows the pattern.
 """
 
@@ -14,6 +15,7 @@ import shlex
 DAEMON_UNIT = "sparkd.service"
 PREFIX = "sparkd-"
 IDLE_PREFIX = "sparkd-idle-"
+PULL_PREFIX = "sparkd-pull@"
 MODEL_UNITS = "sparkd-*.service"  # a pattern for ListUnitsByPatterns and journalctl -u
 
 
@@ -37,14 +39,29 @@ def idle_service(model_id: str) -> str:
     return f"{IDLE_PREFIX}{model_id}.service"
 
 
+def pull_unit(model_id: str) -> str:
+    return f"{PULL_PREFIX}{model_id}.service"
+
+
+def pull_model_of(unit: str) -> str | None:
+    """The model whose weights `sparkd-pull@<id>.service` downloads, or None."""
+    if unit.startswith(PULL_PREFIX) and unit.endswith(".service"):
+        return unit[len(PULL_PREFIX) : -len(".service")]
+    return None
+
+
 def is_sparkd_unit(unit: str) -> bool:
     """Any unit sparkd made or watches (models and idle timers)."""
     return unit.startswith(PREFIX)
 
 
 def model_of(unit: str) -> str | None:
-    """The model a `sparkd-<id>.service` runs; None for any other unit (idle ones included)."""
-    if unit.startswith(PREFIX) and unit.endswith(".service") and not unit.startswith(IDLE_PREFIX):
+    """The model a `sparkd-<id>.service` runs; None for any other unit (idle and pull ones included)."""
+    if (
+        unit.startswith(PREFIX)
+        and unit.endswith(".service")
+        and not unit.startswith((IDLE_PREFIX, PULL_PREFIX))
+    ):
         return unit[len(PREFIX) : -len(".service")]
     return None
 

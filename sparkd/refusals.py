@@ -49,6 +49,14 @@ def start_failed(request: int, model_id: str, cause: str, retry: float) -> Rejec
     )
 
 
+def weights_missing(request: int, model_id: str) -> Reject:
+    message = (
+        f"{model_id!r} has no weights on this machine yet: download them with `sudo sparkd pull {model_id}` "
+        "(pull_on_demand is off)"
+    )
+    return Reject(request, model_id, 409, "model_not_pulled", message, 0.0)
+
+
 def waited_too_long(request: int, model_id: str, waited: float, tenant: str | None, retry: float) -> Reject:
     message = f"waited {waited:.0f}s for {model_id!r} (tenant: {tenant or 'none'}); giving up"
     return Reject(request, model_id, 503, "wait_deadline", message, retry)

@@ -30,6 +30,7 @@ from sparkd.effects import (
     DisarmIdleTimer,
     Effect,
     Grant,
+    PullWeights,
     Ready,
     Reject,
     StartUnit,
@@ -42,6 +43,7 @@ from sparkd.lifecycle import Phase
 from sparkd.logs import fields
 from sparkd.memory import MemoryBook, has_settled, mem_available
 from sparkd.metrics import Metrics
+from sparkd.pulls import NoPulls, Pulls
 from sparkd.scheduler import Scheduler
 from sparkd.systemd import BusEvent, JobDone, SystemdError
 from sparkd.tickets import Tickets
@@ -93,6 +95,7 @@ class Runtime:
     health_interval: float = 0.02
     memory_settle_limit: float = 15.0  # seconds an exclusive start waits for memory to settle
     read_memory: Callable[[], int] = mem_available
+    pulls: Pulls = field(default_factory=NoPulls)
     clock: Callable[[], float] = time.monotonic
     memory: MemoryBook = field(default_factory=MemoryBook)
     tickets: Tickets = field(default_factory=Tickets)  # requests waiting for a grant, and running ones
@@ -182,6 +185,10 @@ class Runtime:
     def on_bus_event(self, event: BusEvent) -> None:
         now = self.clock()
         if isinstance(event, JobDone):
+            pulled = names.pull_model_of(event.unit)
+            if pulled is not None and pulled in self.scheduler.policies:
+                self._spawn(self._pull_ended(pulled, event.result))
+                return
             idle = names.idle_model_of(event.unit)
             if idle is not None and idle in self.scheduler.policies and event.result == "done":
                 self._apply(self.scheduler.on_idle_expired(idle, now))
@@ -232,6 +239,13 @@ class Runtime:
                 self._spawn(self._diagnose(effect))
             elif isinstance(effect, Ready):
                 self._ready(effect)
+            elif isinstance(effect, PullWeights):
+                log.info(
+                    "downloading the weights of %s first",
+                    effect.model,
+                    extra=fields(model=effect.model, event="pull"),
+                )
+                self._spawn(self._pull(effect.model))
 
     def _requests(self, effect: Grant | Reject | WatchDeadline | AbortInFlight) -> None:
         if isinstance(effect, Grant):
@@ -265,7 +279,27 @@ class Runtime:
             await self._memory_settled()
         available = self.read_memory()
         need = self.memory.peaks.get(model_id)
-        self._apply(self.scheduler.on_start_memory(model_id, attempt, available, need, self.clock()))
+        missing = self.pulls.missing(model_id)
+        self._apply(self.scheduler.on_start_memory(model_id, attempt, available, need, self.clock(), missing))
+
+    async def _pull(self, model_id: str) -> None:
+        try:
+            await self.units.start_unit(names.pull_unit(model_id))  # its end arrives as a JobDone
+        except SystemdError as error:
+            self._apply(self.scheduler.on_pull_done(model_id, f"systemd refused: {error}", self.clock()))
+
+    async def _pull_ended(self, model_id: str, result: str) -> None:
+        cause = None
+        if result != "done":
+            progress = self.pulls.progress(model_id)
+            cause = (
+                progress.error if progress is not None and progress.error else f"its unit ended '{result}'"
+            )
+            with contextlib.suppress(Exception):
+                tail = await self.journal.tail(names.pull_unit(model_id), 3)
+                if tail:
+                    cause += "; last log lines: " + " | ".join(tail.splitlines()[-3:])
+        self._apply(self.scheduler.on_pull_done(model_id, cause, self.clock()))
 
     async def _submit_start(self, model_id: str, attempt: int) -> None:
         try:

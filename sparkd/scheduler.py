@@ -39,7 +39,9 @@ from sparkd.effects import (
     DiagnoseFailedStart,
     DisarmIdleTimer,
     Effect,
+    PullWeights,
     Ready,
+    StartUnit,
     StopUnit,
     SubmitStart,
     WakeAfter,
@@ -99,6 +101,11 @@ class Scheduler(Tenancy):
         waiter = next((w for w in self.queue if w.request == request), None)
         if waiter is None:
             return []
+        state = self.states[waiter.model]
+        if state.phase is Phase.STARTING and state.start_step is StartStep.PULLING:
+            # A download takes as long as the link needs: a waiter for it is not given up on
+            # (a streaming client sees its progress; the download's own failure ends the wait).
+            return [self._deadline_watch(request, waiter.model)]
         self.queue.remove(waiter)
         retry = self._retry_after(waiter.model, now)
         return [refusals.waited_too_long(request, waiter.model, now - waiter.since, self.tenant(), retry)]
@@ -128,17 +135,47 @@ class Scheduler(Tenancy):
     # A start, step by step ------------------------------------------------------
 
     def on_start_memory(
-        self, model_id: str, attempt: int, available: int, need: int | None, now: float
+        self,
+        model_id: str,
+        attempt: int,
+        available: int,
+        need: int | None,
+        now: float,
+        weights_missing: bool = False,
     ) -> list[Effect]:
-        """Memory was measured for start `attempt`; with the fit gate on, a model that cannot fit fails."""
+        """Memory (and the weights) were checked for start `attempt`.
+
+        Weights never pulled are downloaded first (the start waits at PULLING),
+        or, with pull_on_demand off, every waiter hears how to pull them. With
+        the fit gate on, a model that cannot fit fails.
+        """
         state = self.states[model_id]
         if not self._at(model_id, attempt, StartStep.CHECKING):
             return []
+        if weights_missing:
+            if self.pull_on_demand:
+                state.start_step = StartStep.PULLING
+                return [PullWeights(model_id)]
+            self._enter(model_id, Phase.STOPPED, now)  # not a failure: nothing was tried
+            waiting = [w for w in self.queue if w.model == model_id]
+            self.queue = deque(w for w in self.queue if w.model != model_id)
+            refused: list[Effect] = [refusals.weights_missing(w.request, model_id) for w in waiting]
+            return refused + self._advance(now)
         if self.fit_gate and need is not None and need > available:
             cause = f"it needed {need / 2**30:.1f} GiB before and {available / 2**30:.1f} GiB is available"
             return self.on_start_failed(model_id, cause, now)
         state.start_step = StartStep.ASKED
         return [SubmitStart(model_id, attempt, available)]
+
+    def on_pull_done(self, model_id: str, cause: str | None, now: float) -> list[Effect]:
+        """The weights' download ended: the start goes on (memory is measured anew), or fails for `cause`."""
+        state = self.states[model_id]
+        if state.phase is not Phase.STARTING or state.start_step is not StartStep.PULLING:
+            return []
+        if cause is not None:
+            return self.on_start_failed(model_id, f"downloading its weights failed: {cause}", now)
+        state.start_step = StartStep.CHECKING
+        return [StartUnit(model_id, state.start_attempt)]
 
     def on_start_refused(self, model_id: str, attempt: int, error: str, now: float) -> list[Effect]:
         """systemd refused the StartUnit call itself (no such unit, a bad unit file)."""

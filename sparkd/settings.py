@@ -46,6 +46,8 @@ class Settings:
     listen: str = "127.0.0.1:8009"
     # The command line's way in (sparkd-control.socket): no key, the group `sparkd` is the permission.
     control_socket: Path = Path("/run/sparkd/control.sock")
+    # Where a running `sparkd pull` keeps its progress, for `sparkd status` and waiting clients.
+    pulls_dir: Path = Path("/run/sparkd/pulls")
     # `name:key` lines. Read directly whenever sparkd can (so a reload picks up edits); the
     # systemd credential `api-keys` stands in when the sandbox cannot read it.
     api_keys_file: Path = Path("/etc/sparkd/api-keys")

@@ -9,6 +9,7 @@ from sparkd import __version__
 from sparkd.catalogue import Catalogue
 from sparkd.lifecycle import Phase
 from sparkd.memory import MemoryBook
+from sparkd.progress import Progress
 from sparkd.tenancy import Tenancy
 
 
@@ -20,7 +21,9 @@ def snapshot(
     memory: MemoryBook,
     available: int | None,
     unit_memory: Mapping[str, tuple[int | None, int | None]],
+    pulls: Mapping[str, Progress] | None = None,
 ) -> dict[str, Any]:
+    """`pulls`: the progress of the downloads starts wait for, by model."""
     models = []
     for model in catalogue.enabled():
         view = scheduler.view(model.id, now)
@@ -31,6 +34,7 @@ def snapshot(
                 "role": model.role.value,
                 "status": model.status.value,
                 "phase": view.phase.value,
+                "start_step": view.start_step.value if view.start_step is not None else None,
                 "unit": model.unit_name,
                 "since_seconds": round(now - view.since, 1) if view.phase is not Phase.STOPPED else None,
                 "in_flight": view.in_flight,
@@ -42,6 +46,7 @@ def snapshot(
                 "memory_bytes": current,
                 "memory_peak_bytes": peak,
                 "observed_need_bytes": memory.peaks.get(model.id),
+                "pull": _pull((pulls or {}).get(model.id)),
             }
         )
     return {
@@ -53,6 +58,17 @@ def snapshot(
             "memory_available_bytes": available,
         },
         "models": models,
+    }
+
+
+def _pull(progress: Progress | None) -> dict[str, Any] | None:
+    if progress is None:
+        return None
+    return {
+        "done_bytes": progress.done,
+        "total_bytes": progress.total,
+        "rate": round(progress.rate),
+        "line": progress.line(),
     }
 
 

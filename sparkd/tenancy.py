@@ -25,6 +25,7 @@ class Tenancy:
     wait_margin: float = 600.0  # a request waits at most start_timeout + this
     refuse_when_busy: bool = False  # the original stack's behaviour: 429 instead of a queue
     fit_gate: bool = False  # refuse to start a model whose recorded need exceeds what is available
+    pull_on_demand: bool = True  # a start without weights downloads them first (else 409)
     states: dict[str, ModelState] = field(default_factory=dict)
     queue: deque[Waiter] = field(default_factory=deque)
     owner: dict[int, str] = field(default_factory=dict)  # granted request -> model
@@ -179,8 +180,9 @@ class Tenancy:
         if state.idle_timer_armed:
             state.idle_timer_armed = False
             effects.append(DisarmIdleTimer(model_id))
-        if state.phase is Phase.STARTING and state.start_step is StartStep.CHECKING:
-            # systemd was not asked yet, and now never will be for this start:
+        if state.phase is Phase.STARTING and state.start_step in (StartStep.CHECKING, StartStep.PULLING):
+            # systemd was not asked yet, and now never will be for this start (a download
+            # under way goes on as its own unit: the next start finds the weights):
             # stopped at once (a StopUnit of an inactive unit changes nothing
             # that would tell sparkd it is done).
             self._enter(model_id, Phase.STOPPED, now)

@@ -44,8 +44,9 @@ class Tickets:
         self._settle(grant.request, grant)
 
     def reject(self, reject: Reject) -> None:
-        retry = str(max(1, round(reject.retry_after)))
-        headers = {"Retry-After": retry, **dict(reject.headers)}
+        # A refusal that asking again cannot fix (no weights, say) comes without Retry-After.
+        retry = {"Retry-After": str(max(1, round(reject.retry_after)))} if reject.retry_after > 0 else {}
+        headers = {**retry, **dict(reject.headers)}
         self._settle(reject.request, ApiError(reject.status, reject.message, reject.code, None, headers))
 
     def watch(self, ticket: int, seconds: float, on_deadline: Callable[[int], None]) -> None:

@@ -12,7 +12,7 @@ from sparkd.appstate import CATALOGUE, METRICS, RUNTIME, STARTED_AT
 from sparkd.duration import parse_seconds
 from sparkd.errors import ApiError
 from sparkd.forward import resolve
-from sparkd.lifecycle import Phase
+from sparkd.lifecycle import Phase, StartStep
 from sparkd.status import snapshot
 
 
@@ -49,14 +49,22 @@ async def status(request: web.Request) -> web.Response:
         available: int | None = runtime.read_memory()
     except (OSError, ValueError):
         available = None
+    now = time.monotonic()
+    pulls = {}
+    for model in catalogue.enabled():
+        if runtime.scheduler.view(model.id, now).start_step is StartStep.PULLING:
+            progress = runtime.pulls.progress(model.id)
+            if progress is not None:
+                pulls[model.id] = progress
     document = snapshot(
         runtime.scheduler,
         catalogue,
-        time.monotonic(),
+        now,
         request.app[STARTED_AT],
         runtime.memory,
         available,
         unit_memory,
+        pulls,
     )
     return web.json_response(document)
 

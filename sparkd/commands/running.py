@@ -93,7 +93,7 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
             (
                 m["id"],
                 m["role"],
-                m["phase"],
+                "pulling" if m.get("start_step") == "downloading weights" else m["phase"],
                 ago(m["since_seconds"]),
                 str(m["in_flight"]),
                 str(m["queued"]),
@@ -109,6 +109,8 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print("no model is running (sparkd status --all lists every model)")
     for m in status["models"]:
+        if m.get("pull"):
+            print(f"{m['id']}: {m['pull']['line']}")
         if m["last_failure"]:
             print(f"last failure of {m['id']}: {m['last_failure']}")
     return 0

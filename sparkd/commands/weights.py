@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
     from sparkd.catalogue import Catalogue
     from sparkd.model import Model
-    from sparkd.pull import Progress, Pull
+    from sparkd.progress import Progress
+    from sparkd.pull import Pull
     from sparkd.quadlet import HostFacts
     from sparkd.settings import Settings
 
@@ -44,7 +45,7 @@ def register(verbs: Verbs) -> None:
 
 def progress_dir(settings: Settings) -> Path:
     """Where a running pull says how far it is (read by the daemon for status and waiting clients)."""
-    return settings.control_socket.parent / "pulls"
+    return settings.pulls_dir
 
 
 def _pull(args: argparse.Namespace, settings: Settings) -> int:
@@ -154,7 +155,7 @@ def _run(
 
 
 def _watch(pull: Pull, worker: threading.Thread, report: ProgressReport) -> None:
-    from sparkd.pull import Progress, RateMeter
+    from sparkd.progress import Progress, RateMeter
 
     meter = RateMeter()
     while worker.is_alive():
@@ -190,7 +191,7 @@ class ProgressReport:
             print(f"{self.model_id}: {progress.line()}", flush=True)
 
     def finish(self, pull: Pull, error: str | None) -> None:
-        from sparkd.pull import Progress
+        from sparkd.progress import Progress
 
         self._write(Progress(pull.done_bytes(), pull.total, 0.0, finished=True, error=error))
         if self.terminal:

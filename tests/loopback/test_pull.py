@@ -153,7 +153,7 @@ def test_the_command_pulls_shows_progress_renders_offline_and_removes(
     config.write_text(
         f'models_d = "{tmp_path}/models.d"\nstate_dir = "{tmp_path}/state"\n'
         f'models_dir = "{tmp_path}/models"\nhf_cache_dir = "{tmp_path}/hf"\n'
-        f'secrets_dir = "{tmp_path}/secrets"\ncontrol_socket = "{tmp_path}/run/control.sock"\n'
+        f'secrets_dir = "{tmp_path}/secrets"\npulls_dir = "{tmp_path}/run/pulls"\n'
         f'hub_endpoint = "{endpoint}"\ngpu = "no"\n'
     )
     assert "not pulled" in next(

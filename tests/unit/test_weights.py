@@ -9,7 +9,8 @@ import pytest
 from sparkd import weights
 from sparkd.catalogue import load_catalogue
 from sparkd.model import Model
-from sparkd.pull import Progress, RateMeter, chosen
+from sparkd.progress import Progress, RateMeter
+from sparkd.pull import chosen
 from sparkd.quadlet import HostFacts, render_container
 from sparkd.schema import validate
 
