@@ -79,7 +79,7 @@ class Plan:
 
 @dataclass(frozen=True)
 class Pull:
-    """One model's pull: its weights cache, and the default cache's small files when it has one."""
+    """One model's pull: the plans it carries out, one after the other."""
 
     plans: tuple[Plan, ...]
 
@@ -95,13 +95,10 @@ class Pull:
             Download(plan, token, endpoint, stop).run()
 
 
-def chosen(paths: Iterable[str], weights: bool = True) -> list[str]:
-    """The repository files an engine needs: everything but other weight formats and originals;
-    without `weights`, the small files only (configuration, tokenizer)."""
+def chosen(paths: Iterable[str]) -> list[str]:
+    """The repository files an engine needs: everything but other weight formats and originals."""
     names = list(paths)
     skip = NEVER + (OTHER_FORMATS if any(p.endswith(".safetensors") for p in names) else ())
-    if not weights:
-        skip += ("*.safetensors", *OTHER_FORMATS)
     return [p for p in names if not any(fnmatch.fnmatch(p, pattern) for pattern in skip)]
 
 
@@ -110,9 +107,7 @@ def shortfall(plan: Plan, free: int) -> int:
     return max(0, plan.total - plan.done_bytes() + DISK_MARGIN - free)
 
 
-def plan_pull(
-    repo: str, revision: str, cache: Path, token: str | None, endpoint: str, weights: bool = True
-) -> Plan:
+def plan_pull(repo: str, revision: str, cache: Path, token: str | None, endpoint: str) -> Plan:
     from huggingface_hub import HfApi
     from huggingface_hub.errors import (
         GatedRepoError,
@@ -146,7 +141,7 @@ def plan_pull(
         raise PullError(f"{endpoint} named no commit for {repo}@{revision}")
     by_path = {s.rfilename: s for s in info.siblings or []}
     files = []
-    for path in chosen(by_path, weights):
+    for path in chosen(by_path):
         sibling = by_path[path]
         blob = sibling.lfs.sha256 if sibling.lfs else sibling.blob_id
         size = sibling.lfs.size if sibling.lfs else sibling.size

@@ -10,6 +10,7 @@ unknown key makes 4.9 reject the whole unit.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +34,9 @@ class HostFacts:
     state_dir: Path = Path("/var/lib/sparkd")
     secrets_dir: Path = Path("/etc/sparkd/secrets")
     secrets: frozenset[str] = frozenset()  # the names stored there (never their values)
-    pulled: frozenset[str] = frozenset()  # models whose weights `sparkd pull` fetched: they run offline
+    # Models whose weights `sparkd pull` fetched, with the snapshot directory their engine loads
+    # (inside the container): they run offline.
+    pulled: Mapping[str, str] = field(default_factory=dict)
 
     def volume_roots(self) -> dict[str, Path]:
         return {
@@ -86,24 +89,26 @@ def quote_word(word: str) -> str:
     return '"' + escaped.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def engine_command(model: Model) -> list[str]:
-    """The argv the engine runs with inside its container (after any entrypoint)."""
+def engine_command(model: Model, weights_path: str | None = None) -> list[str]:
+    """The argv the engine runs with inside its container (after any entrypoint); `weights_path`:
+    a local directory that replaces the hub id (pulled weights)."""
     port = str(model.engine_port)
     if model.engine is Engine.GENERIC:
         values = {"host": ENGINE_HOST, "port": port, "model_id": model.id}
         return [word.format_map(values) for word in model.command]
     assert model.weights is not None  # the schema requires weights for vllm and sglang
+    source = weights_path or model.weights
     if model.engine is Engine.SGLANG:
         launcher = list(model.launcher or ("python3", "-m", "sglang.launch_server"))
         return [
             *launcher,
-            *("--model-path", model.weights, "--served-model-name", model.id),
+            *("--model-path", source, "--served-model-name", model.id),
             *("--host", ENGINE_HOST, "--port", port, "--context-length", str(model.context_length)),
             *model.args,
         ]
     launcher = list(model.launcher or ("vllm", "serve"))
     # `vllm serve` takes the model as its first word; the server modules want --model.
-    weights = [model.weights] if launcher[-1] == "serve" else ["--model", model.weights]
+    weights = [source] if launcher[-1] == "serve" else ["--model", source]
     return (
         launcher
         + weights
@@ -150,6 +155,21 @@ def host_path(spec: str, host: HostFacts) -> str:
     return spec
 
 
+# Volume roots that are sparkd's own, writable directories: made by `sparkd render` when
+# missing, since podman refuses to mount a host path that does not exist.
+WRITABLE_ROOTS = ("{hf_cache}", "{models}", "{cache}", "{state}")
+
+
+def writable_dirs(models: list[Model], host: HostFacts) -> set[Path]:
+    """The host directories the models' volumes mount from sparkd's own roots."""
+    found = set()
+    for model in models:
+        for spec in model.volumes:
+            if spec.startswith(WRITABLE_ROOTS):
+                found.add(Path(host_path(spec.split(":")[0], host)))
+    return found
+
+
 def render_container(model: Model, host: HostFacts) -> str:
     """The `.container` text for one model."""
     unit = UnitFile()
@@ -174,7 +194,8 @@ def render_container(model: Model, host: HostFacts) -> str:
     for key, value in model.environment.items():
         unit.add(c, "Environment", quote_word(f"{key}={value}"))
     if model.id in host.pulled:
-        # The weights are all here (`sparkd pull`): a start never waits on the hub.
+        # The weights are all here (`sparkd pull`), and the engine loads their directory:
+        # a start never waits on the hub.
         for key in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
             if key not in model.environment:
                 unit.add(c, "Environment", f"{key}=1")
@@ -197,7 +218,9 @@ def render_container(model: Model, host: HostFacts) -> str:
     unit.add(c, "HealthTimeout", "10s")
     unit.add(c, "HealthRetries", "5")
     unit.add(c, "HealthStartPeriod", format_seconds(model.start_timeout))
-    unit.add(c, "Exec", " ".join(quote_word(word) for word in engine_command(model)))
+    unit.add(
+        c, "Exec", " ".join(quote_word(word) for word in engine_command(model, host.pulled.get(model.id)))
+    )
     stop_seconds = int(model.stop_timeout)
     # No StopTimeout= before podman 5.0: the flag itself sets how long
     # `podman stop` waits after SIGTERM before it sends SIGKILL.

@@ -2,15 +2,16 @@
 
 A model whose `weights` is a hub repository id (`org/name`) reads them from
 a Hugging Face cache inside its container: vLLM's `--download-dir`, else
-`HF_HUB_CACHE`, else `$HF_HOME/hub`, else root's default. vLLM reads the
-weights (and tokenizer) from `--download-dir` but the model's configuration
-from the default cache, so a model with both gets the small files in the
-second too. Each is a volume, so the host side is known: `sparkd pull` fills
-them in the layout the engines read (`models--org--name/{blobs,snapshots,refs}`).
+`HF_HUB_CACHE`, else `$HF_HOME/hub`, else root's default. That directory
+is a volume, so the host side is known: `sparkd pull` fills it in the layout
+the engines read (`models--org--name/{blobs,snapshots,refs}`).
 
 A complete pull leaves a record in the state directory (`weights/<id>.json`).
 A model counts as pulled while its record and its snapshot both exist; its
-unit then runs the engine offline, so a start never includes a download.
+unit then runs the engine offline on the snapshot's own directory, so a
+start never includes a download and no engine has to map a repository id
+to its cache (vLLM offline looks only in the default cache, whatever its
+`--download-dir`).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def container_cache(model: Model) -> str:
 
 
 def default_cache(model: Model) -> str:
-    """The cache the Hugging Face libraries use inside the container (configuration, tokenizers)."""
+    """The cache the Hugging Face libraries use inside the container."""
     env = dict(model.environment)
     if env.get("HF_HUB_CACHE"):
         return env["HF_HUB_CACHE"]
@@ -56,27 +57,6 @@ def default_cache(model: Model) -> str:
 def host_cache(model: Model, host: HostFacts) -> Path | None:
     """The host directory behind the model's weights cache (the volume that holds it), or None."""
     return host_path(model, container_cache(model), host)
-
-
-@dataclass(frozen=True)
-class Target:
-    """A cache a pull fills: with the weights, or with the small files only."""
-
-    cache: Path
-    weights: bool
-
-
-def targets(model: Model, host: HostFacts) -> list[Target]:
-    """Where a pull puts the model's files: the weights cache, and the default cache when it
-    differs (vLLM reads the configuration there) and a volume keeps it."""
-    found = []
-    weights_cache = host_cache(model, host)
-    if weights_cache is not None:
-        found.append(Target(weights_cache, weights=True))
-    config_cache = host_path(model, default_cache(model), host)
-    if config_cache is not None and config_cache != weights_cache:
-        found.append(Target(config_cache, weights=False))
-    return found
 
 
 def host_path(model: Model, container_path: str, host: HostFacts) -> Path | None:
@@ -141,12 +121,17 @@ def read_record(state_dir: Path, model_id: str) -> Pulled | None:
 def pulled(model: Model, host: HostFacts) -> Pulled | None:
     """The model's record, while it names its repository and its snapshot is still on disk."""
     repo = hub_repo(model)
-    places = targets(model, host)
+    cache = host_cache(model, host)
     record = read_record(host.state_dir, model.id)
-    if repo is None or not places or record is None or record.repo != repo:
+    if repo is None or cache is None or record is None or record.repo != repo:
         return None
-    snapshots = [t.cache / repo_folder(repo) / "snapshots" / record.commit for t in places]
-    return record if all(s.is_dir() for s in snapshots) else None
+    snapshot = cache / repo_folder(repo) / "snapshots" / record.commit
+    return record if snapshot.is_dir() else None
+
+
+def snapshot_inside(model: Model, record: Pulled) -> str:
+    """The pulled snapshot's directory as the model's container sees it: what its engine loads."""
+    return f"{container_cache(model).rstrip('/')}/{repo_folder(record.repo)}/snapshots/{record.commit}"
 
 
 def needs_pull(model: Model, host: HostFacts) -> bool:
@@ -167,8 +152,13 @@ def bytes_on_disk(model: Model, host: HostFacts) -> int:
 
 
 def with_pulled(host: HostFacts, models: Iterable[Model]) -> HostFacts:
-    """The host facts, knowing which models' weights are pulled (their units run offline)."""
-    return replace(host, pulled=frozenset(m.id for m in models if pulled(m, host) is not None))
+    """The host facts, knowing which models' weights are pulled: their units run offline, on the snapshot."""
+    found = {}
+    for model in models:
+        record = pulled(model, host)
+        if record is not None:
+            found[model.id] = snapshot_inside(model, record)
+    return replace(host, pulled=found)
 
 
 def write_record(state_dir: Path, model_id: str, record: Pulled) -> None:

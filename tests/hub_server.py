@@ -15,8 +15,11 @@ see a pull resume.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,11 +52,15 @@ class HubRepo:
         repo = cls(repo_id, directory)
         listing = hashlib.sha1()
         for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-            data = path.read_bytes()
+            size = path.stat().st_size
+            git, sha = hashlib.sha1(b"blob %d\0" % size), hashlib.sha256()
+            with path.open("rb") as source:  # weights are large: hashed as they are read
+                while chunk := source.read(1 << 20):
+                    git.update(chunk)
+                    sha.update(chunk)
             name = path.relative_to(directory).as_posix()
-            git_oid = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-            sha = hashlib.sha256(data).hexdigest() if len(data) >= LFS_FROM else None
-            repo.files[name] = HubFile(name, len(data), git_oid, sha)
+            git_oid = git.hexdigest()
+            repo.files[name] = HubFile(name, size, git_oid, sha.hexdigest() if size >= LFS_FROM else None)
             listing.update(f"{name} {git_oid}\n".encode())
         repo.commit = listing.hexdigest()
         return repo
@@ -144,6 +151,25 @@ class Hub:
                     await asyncio.sleep(len(chunk) / self.rate)
         await response.write_eof()
         return response
+
+
+@contextlib.contextmanager
+def serving(hub: Hub, port: int = 0) -> Iterator[str]:
+    """The hub on a loopback port, from a thread of its own (pulls block); yields its address."""
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(hub.app())
+    loop.run_until_complete(runner.setup())
+    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+    bound = runner.addresses[0][1]
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{bound}"
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
 
 
 def _error(status: int, code: str, message: str) -> web.HTTPException:

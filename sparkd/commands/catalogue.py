@@ -136,11 +136,16 @@ def write_units(
     reload: bool = True,
 ) -> int:
     """Render every model's unit into the Quadlet directory and, if any changed, reload systemd."""
-    from sparkd.quadlet import render_all
+    from sparkd.quadlet import render_all, writable_dirs
     from sparkd.unitdir import write_unit_set
     from sparkd.weights import with_pulled
 
     host = with_pulled(host, catalogue)
+    for volume in sorted(writable_dirs(catalogue.enabled(), host)):
+        try:
+            volume.mkdir(mode=0o755, parents=True, exist_ok=True)
+        except OSError as error:
+            print(f"sparkd: warning: cannot make {volume}: {error}", file=sys.stderr)
     result = write_unit_set(directory or settings.quadlet_dir, render_all(list(catalogue), host))
     for name in result.written:
         print(f"wrote {name}")

@@ -89,17 +89,15 @@ def pull_one(model: Model, catalogue: Catalogue, host: HostFacts, settings: Sett
     from sparkd.pull import Pull, PullError, plan_pull, shortfall
 
     repo = weights.hub_repo(model)
-    places = weights.targets(model, host)
+    cache = weights.host_cache(model, host)
     assert repo is not None
-    if not places or not places[0].weights:
+    if cache is None:
         inside = weights.container_cache(model)
         print(f"sparkd: {model.id}: no volume holds its cache ({inside})", file=sys.stderr)
         return EXIT_USAGE
     token = secrets.value(settings.secrets_dir, "HF_TOKEN")
     try:
-        pull = Pull(
-            tuple(plan_pull(repo, revision, t.cache, token, settings.hub_endpoint, t.weights) for t in places)
-        )
+        pull = Pull((plan_pull(repo, revision, cache, token, settings.hub_endpoint),))
     except PullError as error:
         print(f"sparkd: {model.id}: {error}", file=sys.stderr)
         return EXIT_FAILED
@@ -137,7 +135,7 @@ def pull_one(model: Model, catalogue: Catalogue, host: HostFacts, settings: Sett
         return EXIT_FAILED
     record = weights.Pulled(repo, revision, main.commit, pull.total, len(main.files))
     for other in catalogue:  # models on the same weights share the pull
-        if weights.hub_repo(other) == repo and set(weights.targets(other, host)) <= set(places):
+        if weights.hub_repo(other) == repo and weights.host_cache(other, host) == cache:
             weights.write_record(host.state_dir, other.id, record)
     report.finish(pull, None)
     took = time.monotonic() - started
@@ -228,23 +226,20 @@ def _rm(args: argparse.Namespace, settings: Settings) -> int:
         print(f"sparkd: no model {args.model!r}", file=sys.stderr)
         return EXIT_USAGE
     host = detect_host(settings)
-    repo, places = weights.hub_repo(model), weights.targets(model, host)
-    if repo is None or not places:
+    repo, cache = weights.hub_repo(model), weights.host_cache(model, host)
+    if repo is None or cache is None:
         print(f"sparkd: {model.id}'s weights are not a hub download sparkd keeps", file=sys.stderr)
         return EXIT_USAGE
-    sharing = [
-        m for m in catalogue if weights.hub_repo(m) == repo and set(weights.targets(m, host)) & set(places)
-    ]
+    sharing = [m for m in catalogue if weights.hub_repo(m) == repo and weights.host_cache(m, host) == cache]
     running = [m.id for m in sharing if unit_active(m.unit_name)]
     if running:
         print(f"sparkd: {', '.join(running)} runs on these weights: `sparkd stop` it first", file=sys.stderr)
         return EXIT_FAILED
     freed = weights.bytes_on_disk(model, host)
-    for place in places:
-        shutil.rmtree(place.cache / weights.repo_folder(repo), ignore_errors=True)
+    shutil.rmtree(cache / weights.repo_folder(repo), ignore_errors=True)
     for other in sharing:
         weights.forget_record(host.state_dir, other.id)
-    print(f"removed {repo} from {', '.join(str(p.cache) for p in places)} ({freed / 1e9:.2f} GB)")
+    print(f"removed {repo} from {cache} ({freed / 1e9:.2f} GB)")
     if len(sharing) > 1:
         print(f"(also the weights of {', '.join(m.id for m in sharing if m is not model)})")
     _render_again(settings, catalogue, host)

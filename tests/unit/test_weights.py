@@ -63,8 +63,12 @@ def test_a_pulled_model_needs_its_record_and_its_snapshot(tmp_path: Path) -> Non
     assert weights.needs_pull(m, host)  # no snapshot on disk: deleted behind sparkd's back
     (tmp_path / "models" / "models--org--name" / "snapshots" / "abc").mkdir(parents=True)
     assert weights.pulled(m, host) == weights.Pulled("org/name", "main", "abc", 10, 1)
-    assert "Environment=HF_HUB_OFFLINE=1" in render_container(m, weights.with_pulled(host, [m]))
-    assert "HF_HUB_OFFLINE" not in render_container(m, host)
+    offline = render_container(m, weights.with_pulled(host, [m]))
+    assert "Environment=HF_HUB_OFFLINE=1" in offline
+    # The engine loads the snapshot's directory: no repository id for it to look up.
+    assert "serve /models/models--org--name/snapshots/abc --served-model-name m" in offline
+    online = render_container(m, host)
+    assert "HF_HUB_OFFLINE" not in online and "serve org/name" in online
 
 
 def test_a_pull_takes_safetensors_and_leaves_other_formats_and_originals() -> None:
@@ -91,16 +95,11 @@ def test_the_rate_is_taken_over_the_last_seconds() -> None:
     assert meter.add(11.0, 100) == 0.0
 
 
-def test_vllm_with_a_download_dir_gets_its_configuration_in_the_default_cache_too() -> None:
+def test_render_makes_the_writable_volume_directories_podman_needs() -> None:
+    from sparkd.quadlet import writable_dirs
+
     gpt = load_catalogue().models["gpt-oss-20b"]
-    assert weights.targets(gpt, HOST) == [
-        weights.Target(Path("/srv/models"), weights=True),
-        weights.Target(Path("/srv/hf/hub"), weights=False),
-    ]
-    one_cache = model(environment={"HF_HOME": "/hf"}, volumes=["{hf_cache}:/hf"])
-    assert weights.targets(one_cache, HOST) == [weights.Target(Path("/srv/hf/hub"), weights=True)]
-
-
-def test_the_small_files_go_without_the_weights() -> None:
-    files = ["config.json", "tokenizer.json", "model-00001.safetensors", "generation_config.json"]
-    assert chosen(files, weights=False) == ["config.json", "tokenizer.json", "generation_config.json"]
+    demo = load_catalogue().models["demo"]
+    made = writable_dirs([gpt, demo], HOST)
+    assert Path("/srv/models") in made and Path("/srv/hf") in made
+    assert not any(str(p).startswith(("/usr", "/etc")) for p in made)  # never the host's own trees
