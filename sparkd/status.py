@@ -22,8 +22,10 @@ def snapshot(
     available: int | None,
     unit_memory: Mapping[str, tuple[int | None, int | None]],
     pulls: Mapping[str, Progress] | None = None,
+    loading: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """`pulls`: the progress of the downloads starts wait for, by model."""
+    """`pulls`: the progress of the downloads starts wait for, by model; `loading`: what starting
+    engines' logs say."""
     models = []
     for model in catalogue.enabled():
         view = scheduler.view(model.id, now)
@@ -47,6 +49,7 @@ def snapshot(
                 "memory_peak_bytes": peak,
                 "observed_need_bytes": memory.peaks.get(model.id),
                 "pull": _pull((pulls or {}).get(model.id)),
+                "loading": (loading or {}).get(model.id),
             }
         )
     return {

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import contextlib
 import time
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from sparkd import journal, names
 from sparkd.appstate import CATALOGUE, METRICS, RUNTIME, STARTED_AT
 from sparkd.duration import parse_seconds
+from sparkd.engine_log import loading_progress
 from sparkd.errors import ApiError
 from sparkd.forward import resolve
 from sparkd.lifecycle import Phase, StartStep
 from sparkd.status import snapshot
+
+if TYPE_CHECKING:
+    from sparkd.catalogue import Catalogue
+    from sparkd.progress import Progress
+    from sparkd.runtime import Runtime
 
 
 def add_routes(app: web.Application) -> None:
@@ -50,23 +57,31 @@ async def status(request: web.Request) -> web.Response:
     except (OSError, ValueError):
         available = None
     now = time.monotonic()
-    pulls = {}
+    pulls, loading = await _starts_under_way(runtime, catalogue, now)
+    started = request.app[STARTED_AT]
+    document = snapshot(
+        runtime.scheduler, catalogue, now, started, runtime.memory, available, unit_memory, pulls, loading
+    )
+    return web.json_response(document)
+
+
+async def _starts_under_way(
+    runtime: Runtime, catalogue: Catalogue, now: float
+) -> tuple[dict[str, Progress], dict[str, str]]:
+    """For models that start: their downloads' progress, and what their engines' logs say."""
+    pulls, loading = {}, {}
     for model in catalogue.enabled():
-        if runtime.scheduler.view(model.id, now).start_step is StartStep.PULLING:
+        step = runtime.scheduler.view(model.id, now).start_step
+        if step is StartStep.PULLING:
             progress = runtime.pulls.progress(model.id)
             if progress is not None:
                 pulls[model.id] = progress
-    document = snapshot(
-        runtime.scheduler,
-        catalogue,
-        now,
-        request.app[STARTED_AT],
-        runtime.memory,
-        available,
-        unit_memory,
-        pulls,
-    )
-    return web.json_response(document)
+        elif step in (StartStep.JOB, StartStep.PROBING):
+            with contextlib.suppress(Exception):
+                said = loading_progress((await runtime.journal.tail(model.unit_name, 40)).splitlines())
+                if said:
+                    loading[model.id] = said
+    return pulls, loading
 
 
 async def control(request: web.Request) -> web.Response:

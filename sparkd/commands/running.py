@@ -28,14 +28,18 @@ def register(verbs: Verbs) -> None:
     )
     status.add_argument("--json", action="store_true", help="the JSON behind the table")
     status.add_argument("--all", action="store_true", help="list stopped models too")
-    for name, summary in (
-        ("start", "start a model now (waits for a busy model to drain)"),
-        ("stop", "stop a model now"),
-    ):
-        action = verbs.add(
-            name, summary, _control, f"{summary[0].upper()}{summary[1:]}; single tenancy is respected."
-        )
-        action.add_argument("model")
+    start = verbs.add(
+        "start",
+        "start a model now and wait until it answers",
+        _control,
+        "Start a model now (after a busy tenant drains; single tenancy is respected) and wait "
+        "until it is ready, showing its download and loading progress. Exits 1 with the cause if "
+        "the start fails.",
+    )
+    start.add_argument("model")
+    start.add_argument("--no-wait", action="store_true", help="return once the start is asked for")
+    stop = verbs.add("stop", "stop a model now", _control, "Stop a model now.")
+    stop.add_argument("model")
     warm = verbs.add(
         "keep-warm",
         "start a model and keep it from idle stops for a while",
@@ -120,11 +124,65 @@ def _control(args: argparse.Namespace, settings: Settings) -> int:
     path = f"/sparkd/models/{args.model}/{args.command}"
     if args.command == "keep-warm":
         path += f"?for={args.duration}"
+    before = None
+    if args.command == "start" and not args.no_wait:
+        code, status = _daemon_call(settings, "GET", "/sparkd/status")
+        if code:
+            return code
+        before = _model_in(status, args.model)
     code, answer = _daemon_call(settings, "POST", path)
     if code:
         return code
     print(f"{answer['model']}: {answer['phase']}" + (f" ({answer['note']})" if answer.get("note") else ""))
-    return 0
+    if args.command != "start" or args.no_wait or answer["phase"] == "ready":
+        return 0
+    return _wait_until_ready(settings, answer["model"], (before or {}).get("last_failure"))
+
+
+def _model_in(status: dict[str, Any], model: str) -> dict[str, Any] | None:
+    return next((m for m in status["models"] if m["id"] == model), None)
+
+
+def _wait_until_ready(settings: Settings, model: str, failure_before: str | None) -> int:
+    """Follow the model's start through sparkd's status until it answers or fails."""
+    import time
+
+    began, shown, seen_starting = time.monotonic(), "", False
+    terminal = sys.stdout.isatty()
+    while True:
+        code, status = _daemon_call(settings, "GET", "/sparkd/status")
+        if code:
+            return code
+        state = _model_in(status, model) or {}
+        elapsed = f"{time.monotonic() - began:.0f}s"
+        phase = state.get("phase")
+        if phase == "ready":
+            print(("\r\033[K" if terminal else "") + f"{model}: ready after {elapsed}")
+            return 0
+        seen_starting = seen_starting or phase == "starting"
+        failure = state.get("last_failure")
+        if phase == "stopped" and (seen_starting or failure != failure_before):
+            cause = failure if failure and failure != failure_before else "it stopped before it was ready"
+            print(("\n" if terminal else "") + f"sparkd: {model} did not start: {cause}", file=sys.stderr)
+            return EXIT_FAILED
+        line = f"{model}: {start_line(state, status['sparkd'].get('tenant'))}"
+        if terminal:
+            print(f"\r{line} ({elapsed})\033[K", end="", flush=True)
+        elif line != shown:
+            print(f"{line} ({elapsed})", flush=True)
+        shown = line
+        time.sleep(1)
+
+
+def start_line(state: dict[str, Any], tenant: str | None) -> str:
+    """Where a start is, as `sparkd start` shows it."""
+    if state.get("pull"):
+        return str(state["pull"]["line"])
+    if state.get("phase") == "starting":
+        return f"starting: {state.get('loading') or state.get('start_step') or 'asked'}"
+    if tenant and tenant != state.get("id"):
+        return f"waiting for {tenant} to finish its requests"
+    return "waiting"
 
 
 def _logs(args: argparse.Namespace, settings: Settings) -> int:

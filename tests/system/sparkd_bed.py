@@ -82,6 +82,26 @@ def chat(model: str) -> tuple[int, dict[str, str], dict[str, object]]:
     )
 
 
+def streamed_chat(model: str, max_tokens: int = 16) -> tuple[str, str]:
+    """A streaming chat through the openai SDK, as a user's tool sends it: (reasoning, content).
+
+    Loading progress arrives as reasoning text for models with `progress_as_reasoning`.
+    """
+    import openai
+
+    client = openai.OpenAI(base_url=URL + "/v1", api_key=KEY, max_retries=0, timeout=600)
+    stream = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "Say hello."}], max_tokens=max_tokens, stream=True
+    )
+    reasoning, content = [], []
+    for chunk in stream:
+        if chunk.choices:
+            delta = chunk.choices[0].delta
+            reasoning.append((delta.model_extra or {}).get("reasoning_content") or "")
+            content.append(delta.content or "")
+    return "".join(reasoning), "".join(content)
+
+
 def active_mains(bed: PrivateSystemd) -> set[str]:
     listed = bed.run(
         "systemctl",

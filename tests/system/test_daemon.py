@@ -26,6 +26,7 @@ from tests.system.sparkd_bed import (
     active_mains,
     chat,
     request,
+    streamed_chat,
 )
 
 
@@ -290,18 +291,9 @@ def test_a_streaming_sdk_client_sees_loading_progress_during_a_real_cold_start(
     sparkd: PrivateSystemd,
 ) -> None:
     sparkd.run("systemctl", "stop", "sparkd-demo.service")
-    client = openai.OpenAI(base_url=URL + "/v1", api_key=KEY, max_retries=0, timeout=300)
-    stream = client.chat.completions.create(
-        model="demo", messages=[{"role": "user", "content": "Say hello."}], max_tokens=16, stream=True
-    )
-    reasoning, content = [], []
-    for chunk in stream:
-        if chunk.choices:
-            delta = chunk.choices[0].delta
-            reasoning.append((delta.model_extra or {}).get("reasoning_content") or "")
-            content.append(delta.content or "")
-    assert "starting demo" in "".join(reasoning)
-    assert "".join(content).strip()
+    reasoning, content = streamed_chat("demo")
+    assert "starting demo" in reasoning
+    assert content.strip()
 
 
 def test_a_quiet_sparkd_exits_and_the_socket_brings_it_back(sparkd: PrivateSystemd) -> None:

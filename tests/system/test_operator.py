@@ -11,6 +11,7 @@ import urllib.request
 from prometheus_client.parser import text_string_to_metric_families
 from testbed import BED_CONFIG, SPARKD, PrivateSystemd
 
+from sparkd.engine_log import loading_progress
 from tests.system.conftest import wait_for
 from tests.system.sparkd_bed import (
     KEY,
@@ -48,6 +49,27 @@ def test_sparkd_start_and_stop_by_hand(sparkd: PrivateSystemd) -> None:
         print(sparkd.run("systemctl", "status", "sparkd-fake-b.service", "--no-pager", check=False).stdout)
         raise
     assert cli(sparkd, "start", "no-such-model").returncode == 2
+
+
+def test_sparkd_start_waits_until_the_model_answers_and_says_why_a_start_fails(
+    sparkd: PrivateSystemd,
+) -> None:
+    sparkd.run("systemctl", "stop", "sparkd-demo.service", check=False)
+    started = cli(sparkd, "start", "demo", timeout=300)
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert "demo: ready after" in started.stdout
+    assert "demo: starting: " in started.stdout  # where the start was, while it loaded
+    # What the real vLLM printed is what `sparkd status` reads a start's progress from.
+    journal = sparkd.run("journalctl", "-u", "sparkd-demo.service", "-n", "300", "--no-pager", check=False)
+    assert loading_progress(journal.stdout.splitlines()) is not None, journal.stdout[-3000:]
+
+    failed = cli(sparkd, "start", "fake-broken", timeout=120)
+    assert failed.returncode == 1, failed.stdout
+    assert "sparkd: fake-broken did not start: " in failed.stderr
+
+    asked = cli(sparkd, "start", "fake-b", "--no-wait")
+    assert asked.returncode == 0 and "ready after" not in asked.stdout
+    wait_for(lambda: sparkd.unit_state("sparkd-fake-b.service") == "active", 60, "fake-b to start")
 
 
 def test_sparkd_logs_follows_a_models_journal(sparkd: PrivateSystemd) -> None:

@@ -13,13 +13,12 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import openai
 import pytest
 from testbed import BED_CONFIG, SPARKD, PrivateSystemd
 
 from tests.hub_server import Hub, HubRepo, serving
 from tests.system.conftest import wait_for
-from tests.system.sparkd_bed import KEY, URL, install, request
+from tests.system.sparkd_bed import install, request, streamed_chat
 
 REPO = "HuggingFaceTB/SmolLM2-135M-Instruct"
 SMOLLM = Path("/var/lib/sparkd/demo/SmolLM2-135M-Instruct")  # `sparkd demo install` made them
@@ -132,20 +131,10 @@ def test_a_model_never_pulled_is_downloaded_while_a_streaming_client_watches(
     removed = cli(bed, "rm", "demo-hub")
     assert removed.returncode == 0, removed.stderr
     hub.rate = 100e6  # a few seconds of download, long enough to be watched
-    client = openai.OpenAI(base_url=URL + "/v1", api_key=KEY, max_retries=0, timeout=600)
-    stream = client.chat.completions.create(
-        model="demo-hub", messages=[{"role": "user", "content": "Say hello."}], max_tokens=8, stream=True
-    )
-    reasoning, content = [], []
-    for chunk in stream:
-        if chunk.choices:
-            delta = chunk.choices[0].delta
-            reasoning.append((delta.model_extra or {}).get("reasoning_content") or "")
-            content.append(delta.content or "")
-    said = "".join(reasoning)
+    said, content = streamed_chat("demo-hub", max_tokens=8)
     assert "pulling demo-hub: downloading" in said, said
     assert "starting demo-hub" in said
-    assert "".join(content).strip()
+    assert content.strip()
     assert bed.unit_state("sparkd-pull@demo-hub.service") == "inactive"  # a oneshot that ended well
     hub.rate = None
 
