@@ -60,6 +60,22 @@ SMALL_CONTEXT_BUFFER = BINARY_THINKING  # the same five lanes got a fixed 4096-t
 # Client-safe context ceilings, from the original's soak evidence (original-stack.md 4.6).
 # The model clients start with: validated, fits beside the utility, tools and reasoning.
 RECOMMENDED = "gpt-oss-20b"
+# Download sizes (GB, approximate, from the hub's model pages) where the repository's name does
+# not tell the parameters or the quantisation (sparkd/sizing.py reads the others from the name).
+WEIGHTS_GB = {
+    "gpt-oss-120b": 65.3,
+    "gpt-oss-20b": 13.8,
+    "deepseek-ocr": 6.7,
+    "glm-4.5-air-derestricted-fp4": 62,
+    "glm-4.5-air-fp4": 62,
+    "glm-4.6v-flash-fp4": 6.5,
+    "glm-4.7-flash-awq": 18,
+    "huihui-gemma4-e2b-abliterated": 10.2,
+    "mistral-nemo-instruct-2407": 24.5,
+    "phi-4-multimodal-instruct-fp4": 4.5,
+    "phi-4-reasoning-plus-fp4": 9.5,
+    "qwen3-coder-next-int4-autoround": 45,
+}
 # A chat template some lanes copy from another model's download: that model's id.
 TEMPLATE_PROVIDERS = {"Qwen/Qwen3.5-0.8B": "qwen3.5-0.8b"}
 CLIENT_CONTEXT = {
@@ -243,6 +259,8 @@ def convert(record: dict[str, Any], port: int) -> dict[str, Any]:
         # Gated repositories (Gemma, Llama) need a token; any download is better with one.
         # The unit names the secret's file only once `sparkd secret set HF_TOKEN` stored it.
         entry["secrets"] = ["HF_TOKEN"]
+    if model_id in WEIGHTS_GB:
+        entry["weights_gb"] = WEIGHTS_GB[model_id]
     template_from = environment.get("QWEN35_CHAT_TEMPLATE_MODEL_ID")
     if template_from in TEMPLATE_PROVIDERS:
         entry["needs"] = [TEMPLATE_PROVIDERS[template_from]]

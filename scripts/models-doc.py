@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sparkd.catalogue import Catalogue, Model, Role, Status, ToolSupport, load_catalogue  # noqa: E402
+from sparkd.sizing import sizing  # noqa: E402
 
 CHOOSER = """\
 ## Quick chooser
@@ -38,7 +39,22 @@ def tools(model: Model) -> str:
     ]
 
 
-def row(model: Model) -> str:
+def memory(model: Model, utility_need: int | None) -> str:
+    """Size, need and fit, as estimated before the model ran (sparkd/sizing.py)."""
+    sized = sizing(model, None, None, None if model.role is not Role.MAIN else utility_need)
+    if sized.need is None:
+        return "- | - | -"
+    size = f"{sized.weights / 1e9:.0f} GB" if sized.weights is not None else "-"
+    fits = sized.fits
+    where = "no" if fits is None or not fits.alone else "alone"
+    if fits is not None and fits.beside_utility and model.role is Role.MAIN:
+        where = "beside the utility"
+    elif fits is not None and fits.alone and model.role is Role.UTILITY:
+        where = "beside a main model"
+    return f"{size} | {sized.need / 1e9:.0f} GB | {where}"
+
+
+def row(model: Model, utility_need: int | None) -> str:
     client = model.client_context or model.context_length
     flags = []
     if model.multimodal:
@@ -49,8 +65,8 @@ def row(model: Model) -> str:
         flags.append("strict roles")
     return (
         f"| `{model.id}` | {model.status.value} | {model.role.value} | {model.engine.value} | "
-        f"{model.context_length:,} | {client:,} | {tools(model)} | {', '.join(flags) or '-'} | "
-        f"`{model.weights or '-'}` |"
+        f"{model.context_length:,} | {client:,} | {tools(model)} | {memory(model, utility_need)} | "
+        f"{', '.join(flags) or '-'} | `{model.weights or '-'}` |"
     )
 
 
@@ -60,10 +76,16 @@ def render(catalogue: Catalogue) -> str:
         "",
         "Generated from the shipped catalogue by `scripts/models-doc.py`; a test fails when it is stale.",
         f"{len(catalogue.enabled())} of {len(catalogue)} models are enabled. Served context is what the engine",
-        "accepts; client context is the ceiling to give clients (`sparkd export` uses it).",
+        "accepts; client context is the ceiling to give clients (`sparkd export` uses it). Size is the",
+        "weights' download, memory what the model takes while it runs (vLLM reserves its",
+        "`--gpu-memory-utilization` of the Spark's 128 GB), and fits says whether it runs on a Spark",
+        "beside the utility model or only alone: estimates, which `sparkd models` replaces with the",
+        "hub's sizes once pulled and the measured need once the model ran.",
         "",
         CHOOSER,
     ]
+    utility = catalogue.utility
+    utility_need = sizing(utility, None, None, None).need if utility is not None else None
     for title, status in (
         ("Validated", Status.VALIDATED),
         ("Experimental", Status.EXPERIMENTAL),
@@ -73,10 +95,11 @@ def render(catalogue: Catalogue) -> str:
         out += [
             f"## {title} ({len(models)})",
             "",
-            "| Model | Status | Role | Engine | Served context | Client context | Tools | Notes | Weights |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| Model | Status | Role | Engine | Served context | Client context | Tools | Size | Memory | Fits "
+            "| Notes | Weights |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
-        out += [row(m) for m in sorted(models, key=lambda m: (m.role is not Role.MAIN, m.id))]
+        out += [row(m, utility_need) for m in sorted(models, key=lambda m: (m.role is not Role.MAIN, m.id))]
         out.append("")
     return "\n".join(out)
 

@@ -118,6 +118,8 @@ class Model:
     # The container image (`sparkd images build` makes the localhost/ ones).
     image: Annotated[str, Bounds(min_length=1)]
     weights: str | None = None  # HF repo id or a path inside the container
+    # The weights' download size in GB, where their name does not tell it (see sparkd/sizing.py).
+    weights_gb: Annotated[float, Bounds(gt=0)] | None = None
     # How the engine is started inside the image. None: the engine's usual
     # launcher (`vllm serve`, `python3 -m sglang.launch_server`).
     launcher: tuple[str, ...] | None = None

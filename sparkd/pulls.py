@@ -19,6 +19,7 @@ from sparkd.quadlet import HostFacts
 class Pulls(Protocol):
     def missing(self, model_id: str) -> bool: ...
     def progress(self, model_id: str) -> Progress | None: ...
+    def pulled_bytes(self, model_id: str) -> int | None: ...
 
 
 class NoPulls:
@@ -28,6 +29,9 @@ class NoPulls:
         return False
 
     def progress(self, model_id: str) -> Progress | None:
+        return None
+
+    def pulled_bytes(self, model_id: str) -> int | None:
         return None
 
 
@@ -47,3 +51,9 @@ class DiskPulls:
             return Progress.from_json((self.directory / f"{model_id}.json").read_text())
         except (OSError, ValueError, KeyError, TypeError):
             return None
+
+    def pulled_bytes(self, model_id: str) -> int | None:
+        from sparkd.weights import pulled
+
+        record = pulled(self.catalogue.models[model_id], self.host)
+        return record.bytes if record is not None else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from sparkd import __version__
@@ -10,7 +11,18 @@ from sparkd.catalogue import Catalogue
 from sparkd.lifecycle import Phase
 from sparkd.memory import MemoryBook
 from sparkd.progress import Progress
+from sparkd.sizing import sizing
 from sparkd.tenancy import Tenancy
+
+
+@dataclass(frozen=True)
+class Disk:
+    """What the status reads beside the scheduler, by model: downloads under way, what starting
+    engines' logs say, and the size of pulled weights."""
+
+    pulls: Mapping[str, Progress] = field(default_factory=dict)
+    loading: Mapping[str, str] = field(default_factory=dict)
+    pulled_bytes: Mapping[str, int] = field(default_factory=dict)
 
 
 def snapshot(
@@ -21,15 +33,13 @@ def snapshot(
     memory: MemoryBook,
     available: int | None,
     unit_memory: Mapping[str, tuple[int | None, int | None]],
-    pulls: Mapping[str, Progress] | None = None,
-    loading: Mapping[str, str] | None = None,
+    disk: Disk = Disk(),
 ) -> dict[str, Any]:
-    """`pulls`: the progress of the downloads starts wait for, by model; `loading`: what starting
-    engines' logs say."""
     models = []
     for model in catalogue.enabled():
         view = scheduler.view(model.id, now)
         current, peak = unit_memory.get(model.id, (None, None))
+        sized = sizing(model, disk.pulled_bytes.get(model.id), memory.peaks.get(model.id), None)
         models.append(
             {
                 "id": model.id,
@@ -48,8 +58,11 @@ def snapshot(
                 "memory_bytes": current,
                 "memory_peak_bytes": peak,
                 "observed_need_bytes": memory.peaks.get(model.id),
-                "pull": _pull((pulls or {}).get(model.id)),
-                "loading": (loading or {}).get(model.id),
+                "need_bytes": sized.need,
+                "need_measured": sized.need_measured,
+                "fits_now": sized.need <= available if sized.need is not None and available else None,
+                "pull": _pull(disk.pulls.get(model.id)),
+                "loading": disk.loading.get(model.id),
             }
         )
     return {

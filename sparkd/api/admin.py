@@ -15,11 +15,10 @@ from sparkd.engine_log import loading_progress
 from sparkd.errors import ApiError
 from sparkd.forward import resolve
 from sparkd.lifecycle import Phase, StartStep
-from sparkd.status import snapshot
+from sparkd.status import Disk, snapshot
 
 if TYPE_CHECKING:
     from sparkd.catalogue import Catalogue
-    from sparkd.progress import Progress
     from sparkd.runtime import Runtime
 
 
@@ -57,20 +56,21 @@ async def status(request: web.Request) -> web.Response:
     except (OSError, ValueError):
         available = None
     now = time.monotonic()
-    pulls, loading = await _starts_under_way(runtime, catalogue, now)
+    disk = await _disk(runtime, catalogue, now)
     started = request.app[STARTED_AT]
     document = snapshot(
-        runtime.scheduler, catalogue, now, started, runtime.memory, available, unit_memory, pulls, loading
+        runtime.scheduler, catalogue, now, started, runtime.memory, available, unit_memory, disk
     )
     return web.json_response(document)
 
 
-async def _starts_under_way(
-    runtime: Runtime, catalogue: Catalogue, now: float
-) -> tuple[dict[str, Progress], dict[str, str]]:
-    """For models that start: their downloads' progress, and what their engines' logs say."""
-    pulls, loading = {}, {}
+async def _disk(runtime: Runtime, catalogue: Catalogue, now: float) -> Disk:
+    """Downloads under way, what starting engines' logs say, and pulled weights' sizes."""
+    pulls, loading, pulled = {}, {}, {}
     for model in catalogue.enabled():
+        size = runtime.pulls.pulled_bytes(model.id)
+        if size is not None:
+            pulled[model.id] = size
         step = runtime.scheduler.view(model.id, now).start_step
         if step is StartStep.PULLING:
             progress = runtime.pulls.progress(model.id)
@@ -81,7 +81,7 @@ async def _starts_under_way(
                 said = loading_progress((await runtime.journal.tail(model.unit_name, 40)).splitlines())
                 if said:
                     loading[model.id] = said
-    return pulls, loading
+    return Disk(pulls, loading, pulled)
 
 
 async def control(request: web.Request) -> web.Response:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sparkd.catalogue import Role
 from sparkd.commands import EXIT_FAILED, EXIT_USAGE, Verbs, catalogue_of
 from sparkd.commands.output import table
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from sparkd.model import Model
     from sparkd.quadlet import HostFacts
     from sparkd.settings import Settings
+    from sparkd.sizing import Sizing
 
 
 def register(verbs: Verbs) -> None:
@@ -67,18 +69,65 @@ def _models(args: argparse.Namespace, settings: Settings) -> int:
     ]
     from sparkd.hostfacts import detect_host
 
-    on_disk = _weights_on_disk(chosen, detect_host(settings))
+    host = detect_host(settings)
+    on_disk = _weights_on_disk(chosen, host)
+    sized = _sizes(catalogue, chosen, host)
     if args.json:
-        print(json.dumps([{**to_json(m), "weights_on_disk": on_disk[m.id]} for m in chosen], indent=2))
+        print(
+            json.dumps(
+                [{**to_json(m), "weights_on_disk": on_disk[m.id], **sized[m.id].to_json()} for m in chosen],
+                indent=2,
+            )
+        )
         return 0
     table(
-        ("MODEL", "STATUS", "ROLE", "CONTEXT", "ENGINE", "WEIGHTS", "IMAGE"),
+        ("MODEL", "STATUS", "ROLE", "CONTEXT", "ENGINE", "ON DISK", "SIZE", "NEEDS", "FITS", "IMAGE"),
         [
-            (m.id, m.status, m.role, str(m.context_length), m.engine, _weights_cell(on_disk[m.id]), m.image)
+            (
+                m.id,
+                m.status,
+                m.role,
+                str(m.context_length),
+                m.engine,
+                _weights_cell(on_disk[m.id]),
+                *_sizing_cells(sized[m.id], m.role is Role.EXCLUSIVE),
+                m.image,
+            )
             for m in chosen
         ],
     )
     return 0
+
+
+def _sizes(catalogue: Catalogue, models: list[Model], host: HostFacts) -> dict[str, Sizing]:
+    """Each model's size and memory need: the pull's and the measured figures where there are some."""
+    from sparkd import weights
+    from sparkd.housekeeping import load_memory
+    from sparkd.sizing import sizing
+
+    measured = load_memory(host.state_dir / "memory.json").peaks
+    utility = catalogue.utility
+
+    def of(model: Model, utility_need: int | None) -> Sizing:
+        record = weights.pulled(model, host)
+        return sizing(model, record.bytes if record else None, measured.get(model.id), utility_need)
+
+    utility_need = of(utility, None).need if utility is not None else None
+    return {m.id: of(m, None if m is utility else utility_need) for m in models}
+
+
+def _sizing_cells(sized: Sizing, exclusive: bool) -> tuple[str, str, str]:
+    """SIZE, NEEDS and FITS: `~` marks an estimate; FITS says whether it fits a Spark beside the
+    utility, alone (an exclusive model always runs alone), or not at all."""
+
+    def gb(value: int | None, exact: bool) -> str:
+        return "-" if value is None else f"{'' if exact else '~'}{value / 1e9:.0f} GB"
+
+    fits = "-"
+    if sized.fits is not None:
+        beside = sized.fits.beside_utility and not exclusive
+        fits = "+utility" if beside else "alone" if sized.fits.alone else "no"
+    return gb(sized.weights, sized.weights_exact), gb(sized.need, sized.need_measured), fits
 
 
 def _weights_on_disk(models: list[Model], host: HostFacts) -> dict[str, dict[str, object] | None]:
