@@ -200,6 +200,7 @@ class PrivateSystemd:
 SPARKD = ROOT / ".venv" / "bin" / "sparkd"
 SPARKD_UNITS = ("sparkd.socket", "sparkd-control.socket", "sparkd.service")
 PULL_TEMPLATE = "sparkd-pull@.service"
+HELPER_UNITS = (PULL_TEMPLATE, "sparkd-drop-caches.service")  # started by sparkd over D-Bus
 BED_CONFIG = "/run/sparkd-bed"  # inside the bed: settings, keys and drop-ins of this checkout's sparkd
 
 
@@ -235,7 +236,7 @@ def install_sparkd(
     service = "[Service]\nExecStart=\n"
     if command is None:
         command = str(SPARKD)
-        for unit in (*SPARKD_UNITS, PULL_TEMPLATE):
+        for unit in (*SPARKD_UNITS, *HELPER_UNITS):
             bed.write_file(f"/run/systemd/system/{unit}", (ROOT / "units" / unit).read_text())
         # The checkout's .venv may live under /root (pyenv) or /tmp (CI): the
         # packaged sparkd lives in /usr and keeps both protections.
@@ -245,7 +246,8 @@ def install_sparkd(
             "sh",
             "-c",
             "rm -f /run/systemd/system/sparkd.socket /run/systemd/system/sparkd-control.socket "
-            "/run/systemd/system/sparkd.service /run/systemd/system/sparkd-pull@.service",
+            "/run/systemd/system/sparkd.service /run/systemd/system/sparkd-pull@.service "
+            "/run/systemd/system/sparkd-drop-caches.service",
         )
     bed.write_file(
         "/run/systemd/system/sparkd.socket.d/bed.conf", f"[Socket]\nListenStream=\nListenStream={listen}\n"

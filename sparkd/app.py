@@ -28,7 +28,7 @@ from sparkd.forward import Forwarder
 from sparkd.journal import JournalctlTail
 from sparkd.lifecycle import Policy
 from sparkd.logs import RequestLog
-from sparkd.memory import MemoryBook, mem_available
+from sparkd.memory import MemoryBook, mem_available, mem_free
 from sparkd.metrics import Metrics
 from sparkd.pulls import NoPulls, Pulls
 from sparkd.relay import Relay
@@ -54,6 +54,7 @@ class Edges:
     connect_units: Callable[[Callable[[BusEvent], None]], Bus]  # called with where its events go
     journal: JournalTail = field(default_factory=JournalctlTail)
     read_memory: Callable[[], int] = mem_available
+    read_free: Callable[[], int] = mem_free
     memory: MemoryBook = field(default_factory=MemoryBook)  # each model's recorded need
     memory_readings: Callable[[], dict[str, float]] | None = None  # for /metrics; None: none
     host_has_gpu: bool = True
@@ -129,6 +130,8 @@ def _runtime(
         refuse_when_busy=settings.busy_policy == "refuse",
         fit_gate=settings.fit_gate,
         pull_on_demand=settings.pull_on_demand,
+        drop_page_cache=settings.drop_page_cache == "yes"
+        or (settings.drop_page_cache == "auto" and edges.host_has_gpu),
     )
     # The bus hands events to the runtime, which acts through the bus.
     bus = edges.connect_units(lambda event: runtime.on_bus_event(event))  # noqa: PLW0108 - runtime comes next
@@ -141,6 +144,7 @@ def _runtime(
         Metrics(scheduler, edges.memory_readings or dict),
         health_interval=settings.health_interval,
         read_memory=edges.read_memory,
+        read_free=edges.read_free,
         memory=edges.memory,
         pulls=edges.pulls,
     )

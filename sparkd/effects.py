@@ -24,6 +24,9 @@ class SubmitStart:
     model: str
     attempt: int
     available: int  # bytes available when the start was asked: the baseline of the model's need
+    # Drop clean page cache first (sparkd-drop-caches.service): the model fits what is
+    # available but not what is free, and vLLM's start check counts free memory.
+    drop_page_cache: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,14 @@ def mem_available(meminfo: Path = MEMINFO) -> int:
     raise ValueError(f"{meminfo} has no MemAvailable")
 
 
+def mem_free(meminfo: Path = MEMINFO) -> int:
+    """Bytes no one uses at all: not even the page cache (vLLM's start check counts these)."""
+    for line in meminfo.read_text().splitlines():
+        if line.startswith("MemFree:"):
+            return int(line.split()[1]) * 1024
+    raise ValueError(f"{meminfo} has no MemFree")
+
+
 def has_settled(samples: Sequence[int], tolerance: float = 0.01) -> bool:
     """True once the last two samples differ by less than `tolerance` of the larger."""
     if len(samples) < 2:

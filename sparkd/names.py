@@ -16,6 +16,7 @@ DAEMON_UNIT = "sparkd.service"
 PREFIX = "sparkd-"
 IDLE_PREFIX = "sparkd-idle-"
 PULL_PREFIX = "sparkd-pull@"
+DROP_CACHES_UNIT = "sparkd-drop-caches.service"  # units/: drops clean page cache before a start
 MODEL_UNITS = "sparkd-*.service"  # a pattern for ListUnitsByPatterns and journalctl -u
 
 
@@ -61,6 +62,7 @@ def model_of(unit: str) -> str | None:
         unit.startswith(PREFIX)
         and unit.endswith(".service")
         and not unit.startswith((IDLE_PREFIX, PULL_PREFIX))
+        and unit != DROP_CACHES_UNIT
     ):
         return unit[len(PREFIX) : -len(".service")]
     return None

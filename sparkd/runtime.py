@@ -41,10 +41,11 @@ from sparkd.effects import (
 )
 from sparkd.lifecycle import Phase
 from sparkd.logs import fields
-from sparkd.memory import MemoryBook, has_settled, mem_available
+from sparkd.memory import MemoryBook, has_settled, mem_available, mem_free
 from sparkd.metrics import Metrics
 from sparkd.pulls import NoPulls, Pulls
 from sparkd.scheduler import Scheduler
+from sparkd.sizing import need_estimate, weights_estimate
 from sparkd.systemd import BusEvent, JobDone, SystemdError
 from sparkd.tickets import Tickets
 
@@ -95,11 +96,14 @@ class Runtime:
     health_interval: float = 0.02
     memory_settle_limit: float = 15.0  # seconds an exclusive start waits for memory to settle
     read_memory: Callable[[], int] = mem_available
+    read_free: Callable[[], int] = mem_free
     pulls: Pulls = field(default_factory=NoPulls)
     clock: Callable[[], float] = time.monotonic
     memory: MemoryBook = field(default_factory=MemoryBook)
     tickets: Tickets = field(default_factory=Tickets)  # requests waiting for a grant, and running ones
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    # Helper units the runtime waits on (the page-cache drop): their start job's end.
+    _helper_jobs: dict[str, asyncio.Future[str]] = field(default_factory=dict)
 
     # Requests (the proxy's events) ---------------------------------------------
 
@@ -185,6 +189,10 @@ class Runtime:
     def on_bus_event(self, event: BusEvent) -> None:
         now = self.clock()
         if isinstance(event, JobDone):
+            helper = self._helper_jobs.pop(event.unit, None)
+            if helper is not None and not helper.done():
+                helper.set_result(event.result)
+                return
             pulled = names.pull_model_of(event.unit)
             if pulled is not None and pulled in self.scheduler.policies:
                 self._spawn(self._pull_ended(pulled, event.result))
@@ -217,7 +225,7 @@ class Runtime:
                 self._spawn(self._measure_memory(effect.model, effect.attempt))
             elif isinstance(effect, SubmitStart):
                 self.memory.start_began(effect.model, effect.available)
-                self._spawn(self._submit_start(effect.model, effect.attempt))
+                self._spawn(self._submit_start(effect.model, effect.attempt, effect.drop_page_cache))
             elif isinstance(effect, StopUnit):
                 log.info(
                     "stopping %s (%s)",
@@ -277,10 +285,15 @@ class Runtime:
     async def _measure_memory(self, model_id: str, attempt: int) -> None:
         if self.catalogue.models[model_id].role is Role.EXCLUSIVE:
             await self._memory_settled()
-        available = self.read_memory()
+        available, free = self.read_memory(), self.read_free()
         need = self.memory.peaks.get(model_id)
+        model = self.catalogue.models[model_id]
+        estimate = need_estimate(model, self.pulls.pulled_bytes(model_id) or weights_estimate(model))
         missing = self.pulls.missing(model_id)
-        self._apply(self.scheduler.on_start_memory(model_id, attempt, available, need, self.clock(), missing))
+        checked = self.scheduler.on_start_memory(
+            model_id, attempt, available, need, self.clock(), missing, free=free, estimate=estimate
+        )
+        self._apply(checked)
 
     async def _pull(self, model_id: str) -> None:
         try:
@@ -301,13 +314,38 @@ class Runtime:
                     cause += "; last log lines: " + " | ".join(tail.splitlines()[-3:])
         self._apply(self.scheduler.on_pull_done(model_id, cause, self.clock()))
 
-    async def _submit_start(self, model_id: str, attempt: int) -> None:
+    async def _submit_start(self, model_id: str, attempt: int, drop_page_cache: bool = False) -> None:
+        if drop_page_cache:
+            await self._drop_page_cache(model_id)
         try:
             job = await self.units.start_unit(self.catalogue.models[model_id].unit_name)
         except SystemdError as error:
             self._apply(self.scheduler.on_start_refused(model_id, attempt, str(error), self.clock()))
         else:
             self._apply(self.scheduler.on_start_job(model_id, attempt, job, self.clock()))
+
+    async def _drop_page_cache(self, model_id: str) -> None:
+        """Run sparkd-drop-caches.service (sparkd's own sandbox cannot write /proc/sys) and wait
+        for it, bounded: a start goes on whatever the drop did."""
+        before = self.read_free()
+        done = asyncio.get_running_loop().create_future()
+        self._helper_jobs[names.DROP_CACHES_UNIT] = done
+        try:
+            await self.units.start_unit(names.DROP_CACHES_UNIT)
+            result = await asyncio.wait_for(done, timeout=60)
+        except (SystemdError, TimeoutError) as error:
+            log.warning("could not drop the page cache before %s: %s", model_id, error)
+            return
+        finally:
+            self._helper_jobs.pop(names.DROP_CACHES_UNIT, None)
+        log.info(
+            "dropped clean page cache before %s (%s): free memory %.1f -> %.1f GiB",
+            model_id,
+            result,
+            before / 2**30,
+            self.read_free() / 2**30,
+            extra=fields(model=model_id, event="page_cache_dropped"),
+        )
 
     async def _memory_settled(self) -> None:
         """Wait (bounded) until the memory a stopped engine gave back stops growing."""

@@ -142,12 +142,16 @@ class Scheduler(Tenancy):
         need: int | None,
         now: float,
         weights_missing: bool = False,
+        free: int | None = None,
+        estimate: int | None = None,
     ) -> list[Effect]:
         """Memory (and the weights) were checked for start `attempt`.
 
         Weights never pulled are downloaded first (the start waits at PULLING),
         or, with pull_on_demand off, every waiter hears how to pull them. With
-        the fit gate on, a model that cannot fit fails.
+        the fit gate on, a model that cannot fit fails. A model that fits the
+        available memory but not the free memory (page cache holds the rest:
+        vLLM counts free memory, vLLM issue #48140) gets the cache dropped first.
         """
         state = self.states[model_id]
         if not self._at(model_id, attempt, StartStep.CHECKING):
@@ -165,7 +169,9 @@ class Scheduler(Tenancy):
             cause = f"it needed {need / 2**30:.1f} GiB before and {available / 2**30:.1f} GiB is available"
             return self.on_start_failed(model_id, cause, now)
         state.start_step = StartStep.ASKED
-        return [SubmitStart(model_id, attempt, available)]
+        wanted = need if need is not None else estimate
+        drop = self.drop_page_cache and wanted is not None and free is not None and free < wanted <= available
+        return [SubmitStart(model_id, attempt, available, drop_page_cache=drop)]
 
     def on_pull_done(self, model_id: str, cause: str | None, now: float) -> list[Effect]:
         """The weights' download ended: the start goes on (memory is measured anew), or fails for `cause`."""

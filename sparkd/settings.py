@@ -69,6 +69,10 @@ class Settings:
     fit_gate: bool = False
     # While a streaming request waits for a start, send SSE progress comments once a second.
     loading_progress: bool = True
+    # Drop clean page cache before a start that fits the available memory but not the free memory
+    # (vLLM's start check counts free memory, and on unified memory the page cache holds the rest).
+    # "auto": on GPU hosts.
+    drop_page_cache: Literal["auto", "yes", "no"] = "auto"
     # A request for a model whose weights were never pulled: true downloads them first (`sparkd
     # pull`, as a unit of its own, progress shown to waiting clients); false answers 409 at once.
     pull_on_demand: bool = True

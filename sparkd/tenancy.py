@@ -26,6 +26,7 @@ class Tenancy:
     refuse_when_busy: bool = False  # the original stack's behaviour: 429 instead of a queue
     fit_gate: bool = False  # refuse to start a model whose recorded need exceeds what is available
     pull_on_demand: bool = True  # a start without weights downloads them first (else 409)
+    drop_page_cache: bool = False  # drop clean page cache before a start that fits only with it gone
     states: dict[str, ModelState] = field(default_factory=dict)
     queue: deque[Waiter] = field(default_factory=deque)
     owner: dict[int, str] = field(default_factory=dict)  # granted request -> model

@@ -163,6 +163,8 @@ async def gateway(
     busy_policy: str = "queue",
     fit_gate: bool = False,
     memory_peaks: dict[str, int] | None = None,
+    free_memory: int = 64 * 2**30,
+    drop_page_cache: str = "no",
     more: dict[str, str] | None = None,
     max_upload: int = 64 * 1024 * 1024,
     cors_origins: tuple[str, ...] = (),
@@ -190,6 +192,7 @@ async def gateway(
         queue_cap=queue_cap,
         busy_policy=busy_policy,  # type: ignore[arg-type]
         fit_gate=fit_gate,
+        drop_page_cache=drop_page_cache,  # type: ignore[arg-type]
         max_body_bytes=max_body,
         max_upload_bytes=max_upload,
         cors_origins=cors_origins,
@@ -205,6 +208,7 @@ async def gateway(
         connect_units=connect,
         journal=NoJournal(),
         read_memory=lambda: 64 * 2**30,
+        read_free=lambda: free_memory,
         memory=MemoryBook(memory_peaks),
         memory_readings=lambda: {"available": 1.0},
     )

@@ -67,6 +67,24 @@ class TestSwapsAndQueues:
 
         run(tmp_path, scenario, fit_gate=True, memory_peaks={"alpha": 100 * 2**30})
 
+    def test_page_cache_is_dropped_before_a_model_that_fits_only_without_it(self, tmp_path: Path) -> None:
+        async def scenario(bed: Bed) -> None:
+            status, _, _ = await post(bed, "/v1/chat/completions", CHAT)
+            assert status == 200
+            # alpha needed 40 GiB: 64 are available but only 8 free, the rest is page cache.
+            assert bed.units.started == ["sparkd-drop-caches.service", "sparkd-alpha.service"]
+            status, _, _ = await post(bed, "/v1/chat/completions", {**CHAT, "model": "beta"})
+            assert status == 200  # beta never ran: nothing says it needs more than is free
+            assert bed.units.started[2:] == ["sparkd-beta.service"]
+
+        run(
+            tmp_path,
+            scenario,
+            drop_page_cache="yes",
+            free_memory=8 * 2**30,
+            memory_peaks={"alpha": 40 * 2**30},
+        )
+
     def test_a_model_that_fails_to_start_gets_a_503_naming_the_cause(self, tmp_path: Path) -> None:
         async def scenario(bed: Bed) -> None:
             bed.units.fail_start.add("sparkd-alpha.service")

@@ -34,6 +34,7 @@ PACKAGE_PATHS = [
     "/lib/systemd/system/sparkd-control.socket",
     "/lib/systemd/system/sparkd.service",
     "/lib/systemd/system/sparkd-pull@.service",
+    "/lib/systemd/system/sparkd-drop-caches.service",
     "/usr/share/doc/sparkd",
     "/usr/share/man/man8/sparkd.8.gz",
 ]

@@ -156,3 +156,17 @@ def test_with_pull_on_demand_off_a_model_never_pulled_gets_a_409_naming_sparkd_p
         assert "Retry-After" not in headers
     finally:
         install(bed, SPARKD_SETTINGS)
+
+
+def cached_bytes(bed: PrivateSystemd) -> int:
+    line = next(x for x in bed.run("cat", "/proc/meminfo").stdout.splitlines() if x.startswith("Cached:"))
+    return int(line.split()[1]) * 1024
+
+
+def test_the_page_cache_drop_sparkd_asks_for_frees_clean_cache(bed: PrivateSystemd) -> None:
+    # The weights just read are clean page cache, as a stopped model's are on a Spark.
+    bed.run("sh", "-c", f"cat {SMOLLM}/model.safetensors > /dev/null")
+    before = cached_bytes(bed)
+    bed.run("systemctl", "start", "sparkd-drop-caches.service")
+    assert bed.unit_property("sparkd-drop-caches.service", "Result") == "success"
+    assert cached_bytes(bed) < before - 300e6
