@@ -29,6 +29,10 @@ CONNECT_TIMEOUT = 10.0  # seconds to open a connection to an engine on loopback
 # a connection idle for longer than this is not reused, so a request is never
 # written into one the engine is closing.
 KEEP_IDLE = 4.0
+# Idle connections kept per engine, like nginx's `keepalive` for an upstream: enough for the
+# next burst to find them; the rest of a burst's connections close as they come back, and
+# their buffers with them.
+MAX_IDLE = 32
 UPLOAD_PIECE = 64 * 1024  # bytes of a file body written at a time, as the engine takes them
 
 
@@ -229,8 +233,12 @@ class EnginePool:
             idle.remove(connection)
 
     def _give_back(self, connection: _Connection) -> None:
+        idle = self._idle.setdefault(connection.port, [])
+        if len(idle) >= MAX_IDLE:
+            connection.close()
+            return
         connection.idle_since = self.clock()
-        self._idle.setdefault(connection.port, []).append(connection)
+        idle.append(connection)
 
     async def _connect(self, port: int) -> _Connection:
         loop = asyncio.get_running_loop()

@@ -164,6 +164,19 @@ def test_connections_idle_too_long_are_swept_and_the_engine_sees_them_close() ->
     run(answer(b"{}"), scenario)
 
 
+def test_a_burst_leaves_no_more_idle_connections_than_the_pool_keeps(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(upstream, "MAX_IDLE", 4)
+
+    async def scenario(pool: EnginePool, engine: RawEngine) -> None:
+        answers = [pool.post(engine.port, "/v1/completions", {}, b"{}") for _ in range(10)]
+        for response in await asyncio.gather(*answers):
+            await response.read()
+        assert pool.idle_connections() == 4
+        await eventually(lambda: engine.closed.count(True) == 6, "the burst's other connections to close")
+
+    run(answer(b"{}"), scenario)
+
+
 def test_a_pooled_connection_the_engine_closes_leaves_the_pool_at_once() -> None:
     async def close_soon(engine: RawEngine, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
         await answer(b"{}")(engine, r, w)
