@@ -91,7 +91,12 @@ def debs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def clean_bed(bed: PrivateSystemd) -> Iterator[PrivateSystemd]:
     """The bed without the checkout's own sparkd (from test_daemon.py), which would shadow the package's."""
     bed.run("systemctl", "stop", "sparkd.socket", "sparkd-control.socket", "sparkd.service", check=False)
-    bed.run("sh", "-c", "rm -rf /run/systemd/system/sparkd.* /run/systemd/system/sparkd-control.socket*")
+    bed.run(
+        "sh",
+        "-c",
+        "rm -rf /run/systemd/system/sparkd.* /run/systemd/system/sparkd-control.socket* "
+        "/run/systemd/system/sparkd-pull@.service* /run/systemd/system/sparkd-drop-caches.service*",
+    )
     bed.run("systemctl", "daemon-reload")
     yield bed
     # Whatever happened, leave this machine as it was: no package, the demo engine back.
