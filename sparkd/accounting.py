@@ -6,9 +6,11 @@ the client's wait.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from sparkd.effects import Grant
+from sparkd.events import EventHub
 from sparkd.logs import RequestLog
 from sparkd.metrics import Metrics
 
@@ -34,24 +36,27 @@ class Outcome:
 class Accounting:
     metrics: Metrics
     request_log: RequestLog
+    events: EventHub | None = None  # the dashboard's live view
 
     def record(self, outcome: Outcome, finished: float) -> None:
         started, first_byte, grant = outcome.started, outcome.first_byte, outcome.grant
         waited = grant.waited if grant else finished - started
         ttfb = first_byte - started if first_byte else None
         self.metrics.request_done(outcome.model, outcome.status, finished - started, ttfb, waited)
+        entry = {
+            "request_id": outcome.request_id,
+            "model": outcome.model,
+            "endpoint": outcome.endpoint,
+            "status": outcome.status,
+            "duration_ms": round((finished - started) * 1000, 1),
+            "ttfb_ms": round(ttfb * 1000, 1) if ttfb is not None else None,
+            "queue_ms": round(waited * 1000, 1),
+            "cold_start": "yes" if grant and grant.cold else "no",
+            "bytes": outcome.sent,
+            "key": outcome.key,
+        }
         self.request_log.write(
-            f"{outcome.request_id} {outcome.model} {outcome.endpoint} {outcome.status}",
-            {
-                "request_id": outcome.request_id,
-                "model": outcome.model,
-                "endpoint": outcome.endpoint,
-                "status": outcome.status,
-                "duration_ms": round((finished - started) * 1000, 1),
-                "ttfb_ms": round(ttfb * 1000, 1) if ttfb is not None else None,
-                "queue_ms": round(waited * 1000, 1),
-                "cold_start": "yes" if grant and grant.cold else "no",
-                "bytes": outcome.sent,
-                "key": outcome.key,
-            },
+            f"{outcome.request_id} {outcome.model} {outcome.endpoint} {outcome.status}", entry
         )
+        if self.events is not None:
+            self.events.publish("request", {**entry, "at": time.time()})

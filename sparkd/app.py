@@ -10,6 +10,7 @@ a fake one).
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -19,11 +20,24 @@ import aiohttp
 from aiohttp import web
 
 from sparkd.accounting import Accounting
-from sparkd.api import admin, anthropic, engine_routes, openai, uploads
-from sparkd.appstate import CATALOGUE, ENGINES, FORWARDER, METRICS, RESPONSES, RUNTIME, SETTINGS, STARTED_AT
+from sparkd.api import admin, anthropic, dashboard, engine_routes, openai, uploads
+from sparkd.appstate import (
+    CATALOGUE,
+    ENGINES,
+    EVENTS,
+    FORWARDER,
+    KEYS,
+    METRICS,
+    RESPONSES,
+    RUNTIME,
+    SESSIONS,
+    SETTINGS,
+    STARTED_AT,
+)
 from sparkd.auth import KeyRing
 from sparkd.catalogue import Catalogue
 from sparkd.edge import Edge
+from sparkd.events import EventHub
 from sparkd.forward import Forwarder
 from sparkd.journal import JournalctlTail
 from sparkd.lifecycle import Policy
@@ -35,6 +49,7 @@ from sparkd.relay import Relay
 from sparkd.response_owners import ResponseOwners
 from sparkd.runtime import HttpHealthProbe, JournalTail, Runtime, UnitControl
 from sparkd.scheduler import Scheduler
+from sparkd.sessions import Sessions
 from sparkd.settings import Settings
 from sparkd.systemd import BusEvent
 from sparkd.upstream import EnginePool
@@ -58,6 +73,8 @@ class Edges:
     memory: MemoryBook = field(default_factory=MemoryBook)  # each model's recorded need
     memory_readings: Callable[[], dict[str, float]] | None = None  # for /metrics; None: none
     host_has_gpu: bool = True
+    # Signs the dashboard's session cookies; the daemon's is kept in the state directory.
+    ui_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     pulls: Pulls = field(default_factory=NoPulls)  # which models' weights are still to download
 
 
@@ -71,10 +88,12 @@ def build_app(settings: Settings, catalogue: Catalogue, keys: KeyRing, edges: Ed
     bus, runtime = _runtime(settings, catalogue, edges, session)
     engines = EnginePool()
     request_log = RequestLog()
+    events = EventHub()
+    sessions = Sessions(edges.ui_secret)
     forwarder = Forwarder(
         runtime,
         Relay(engines, runtime.tickets),
-        Accounting(runtime.metrics, request_log),
+        Accounting(runtime.metrics, request_log, events),
         session,
         loading_progress=settings.loading_progress,
     )
@@ -84,12 +103,14 @@ def build_app(settings: Settings, catalogue: Catalogue, keys: KeyRing, edges: Ed
         settings.max_body_bytes,
         families=[(anthropic.PREFIX, anthropic.FAMILY.envelope)],
         cors_origins=frozenset(settings.cors_origins),
+        sessions=sessions,
     )
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[edge.middleware])
     app.on_response_prepare.append(edge.on_prepare)
     app[SETTINGS], app[CATALOGUE], app[RUNTIME] = settings, catalogue, runtime
     app[METRICS], app[ENGINES], app[FORWARDER] = runtime.metrics, engines, forwarder
     app[STARTED_AT], app[RESPONSES] = time.monotonic(), ResponseOwners()
+    app[EVENTS], app[KEYS], app[SESSIONS] = events, keys, sessions
 
     async def http_session(app: web.Application) -> AsyncIterator[None]:
         yield
@@ -115,6 +136,7 @@ def build_app(settings: Settings, catalogue: Catalogue, keys: KeyRing, edges: Ed
     engine_routes.add_routes(app)
     uploads.add_routes(app)
     admin.add_routes(app)
+    dashboard.add_routes(app)
     admin.add_fallback(app)
     return app
 

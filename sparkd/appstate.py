@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from sparkd.auth import KeyRing
 from sparkd.catalogue import Catalogue
+from sparkd.events import EventHub
 from sparkd.forward import Forwarder
 from sparkd.metrics import Metrics
 from sparkd.response_owners import ResponseOwners
 from sparkd.runtime import Runtime
+from sparkd.sessions import Sessions
 from sparkd.settings import Settings
 from sparkd.upstream import EnginePool
 
@@ -20,3 +23,6 @@ ENGINES = web.AppKey("engines", EnginePool)
 FORWARDER = web.AppKey("forwarder", Forwarder)
 STARTED_AT = web.AppKey("started_at", float)  # monotonic time the app started
 RESPONSES = web.AppKey("responses", ResponseOwners)  # which model stored each response
+EVENTS = web.AppKey("events", EventHub)  # what the dashboard watches
+KEYS = web.AppKey("keys", KeyRing)
+SESSIONS = web.AppKey("sessions", Sessions)  # the dashboard's signed session cookies

@@ -56,6 +56,10 @@ class KeyRing:
             raise KeyFileError(f"{self.path}: no API key file; create one with `sparkd key create`") from None
         self.keys = {name: key.encode() for name, key in parse_keys(text, str(self.path)).items()}
 
+    def has(self, name: str) -> bool:
+        """Whether a key of that name exists (a dashboard session ends with its key)."""
+        return name in self.keys
+
     def who(self, presented: str | None) -> str | None:
         """The name of the key presented, or None. Every key is compared, so timing tells nothing."""
         if not presented:

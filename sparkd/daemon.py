@@ -30,7 +30,7 @@ from aiohttp import web
 from sparkd import logs
 from sparkd.activation import Notifier, bind, systemd_sockets
 from sparkd.app import Edges, build_app
-from sparkd.appstate import ENGINES, RUNTIME
+from sparkd.appstate import ENGINES, EVENTS, RUNTIME
 from sparkd.auth import KeyFileError, KeyRing, key_file
 from sparkd.catalogue import Catalogue
 from sparkd.config import ConfigError, load_config, state_cache
@@ -40,6 +40,7 @@ from sparkd.hostfacts import detect_host
 from sparkd.housekeeping import Housekeeping, load_memory
 from sparkd.memory import MemoryBook, mem_available
 from sparkd.pulls import DiskPulls
+from sparkd.sessions import load_secret
 from sparkd.settings import Settings
 from sparkd.systemd import SystemdBus
 
@@ -159,6 +160,7 @@ async def serve(
         memory_readings=lambda: _memory_readings(memory),
         host_has_gpu=host.gpu,
         pulls=DiskPulls(catalogue, host, settings.pulls_dir),
+        ui_secret=load_secret(settings.state_dir / "ui-session.key"),
     )
     app = build_app(settings, catalogue, keys, edges)
     runner = web.AppRunner(
@@ -174,7 +176,14 @@ async def serve(
         return len(runner.server.connections) if runner.server is not None else 0
 
     keeper = Housekeeping(
-        app[RUNTIME], app[ENGINES], notifier, memory_file, settings.quiet_exit, connections, stop
+        app[RUNTIME],
+        app[ENGINES],
+        notifier,
+        memory_file,
+        settings.quiet_exit,
+        connections,
+        stop,
+        events=app[EVENTS],
     )
     app.cleanup_ctx.append(keeper.while_serving)
     try:

@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -21,6 +22,7 @@ from aiohttp import web
 
 from sparkd.auth import KeyRing, presented_key
 from sparkd.errors import OPENAI, ApiError, Envelope
+from sparkd.sessions import COOKIE, Sessions
 
 log = logging.getLogger("sparkd.edge")
 
@@ -37,7 +39,9 @@ CORS_HEADERS = {
     "Content-Type,Range,Authorization,X-Api-Key",
     "Access-Control-Expose-Headers": "Content-Length,Content-Range,Retry-After,X-Request-Id",
 }
-OPEN_PATHS = frozenset({"/healthz"})  # answered without a key
+OPEN_PATHS = frozenset({"/healthz", "/ui"})  # answered without a key
+UI_PAGES = "/ui/"  # the dashboard's pages and its login: open (the data they show is not)
+UI_HEADER = "X-Sparkd-UI"  # a dashboard session changes state only with it: no cross-site form sends it
 
 
 def request_ids() -> Callable[[], str]:
@@ -53,6 +57,8 @@ class Edge:
     max_body: int
     families: list[tuple[str, Envelope]] = field(default_factory=list)  # path prefix -> envelope
     cors_origins: frozenset[str] = frozenset()  # allowed besides CORS_ORIGIN's
+    sessions: Sessions | None = None  # the dashboard's session cookies, a way in besides keys
+    wall_clock: Callable[[], float] = time.time
     _next_id: Callable[[], str] = field(default_factory=request_ids)
 
     def envelope(self, path: str) -> Envelope:
@@ -64,7 +70,7 @@ class Edge:
         try:
             if request.method == "OPTIONS" and request.path.startswith("/v1/"):
                 return web.Response(status=204)  # a CORS preflight carries no key
-            if request.path not in OPEN_PATHS:
+            if request.path not in OPEN_PATHS and not request.path.startswith(UI_PAGES):
                 request[KEY_NAME] = self._authenticate(request)
             return await handler(request)
         except ApiError as error:
@@ -102,11 +108,30 @@ class Edge:
         if name is None and _on_control_socket(request):
             # Only root and the group `sparkd` can connect to it (its mode and group).
             return "local"
+        if name is None and key is None:
+            name = self._session(request)
         if name is None:
             raise ApiError(
                 401,
                 "missing or wrong API key: send `Authorization: Bearer <key>` or `x-api-key: <key>`",
                 "invalid_api_key",
+            )
+        return name
+
+    def _session(self, request: web.Request) -> str | None:
+        """The key name of a valid dashboard session (while that key exists); None without one."""
+        token = request.cookies.get(COOKIE)
+        if self.sessions is None or not token:
+            return None
+        name = self.sessions.verify(token, self.wall_clock())
+        if name is None or not self.keys.has(name):
+            return None
+        if request.method not in ("GET", "HEAD") and request.headers.get(UI_HEADER) != "1":
+            raise ApiError(
+                403,
+                f"a dashboard session changes nothing without the {UI_HEADER} header "
+                "(requests from other sites are refused)",
+                "cross_site_refused",
             )
         return name
 

@@ -15,7 +15,9 @@ from aiohttp import web
 
 from sparkd.activation import Notifier
 from sparkd.describe import status_line
+from sparkd.events import EventHub, state_changes
 from sparkd.heap import TrimWhenQuiet, release_free_memory
+from sparkd.lifecycle import StartStep
 from sparkd.memory import MemoryBook
 from sparkd.runtime import Runtime
 from sparkd.upstream import EnginePool
@@ -39,6 +41,8 @@ class Housekeeping:
     _last_ping: float = field(default=0.0, init=False)
     _last_sample: float = field(default=0.0, init=False)
     _trim: TrimWhenQuiet = field(default_factory=TrimWhenQuiet, init=False)
+    events: EventHub | None = None  # the dashboard's live view
+    _seen: dict[str, tuple[str, StartStep | None, int, int]] = field(default_factory=dict, init=False)
 
     async def while_serving(self, app: web.Application) -> AsyncIterator[None]:
         """The app's cleanup context: housekeeping runs from start-up to shutdown."""
@@ -55,13 +59,40 @@ class Housekeeping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), timeout=TICK)
 
+    def _publish(self, now: float) -> None:
+        """Each model whose phase, start step or load changed since the last tick, as an event."""
+        views = {v.id: v for v in self.runtime.scheduler.views(now)}
+        seen = {m: (v.phase.value, v.start_step, v.in_flight, v.queued) for m, v in views.items()}
+        for model in state_changes(self._seen, seen):
+            view, before = views[model], self._seen.get(model)
+            if before is None and view.phase.value == "stopped":
+                continue  # first seen, at rest: nothing happened
+            self.events.publish(  # type: ignore[union-attr]
+                "state",
+                {
+                    "at": time.time(),
+                    "model": model,
+                    "phase": view.phase.value,
+                    "was": before[0] if before else None,
+                    "step": view.start_step.value if view.start_step else None,
+                    "in_flight": view.in_flight,
+                    "queued": view.queued,
+                    "took": view.last_start_seconds if view.phase.value == "ready" else None,
+                },
+            )
+        self._seen = seen
+
     def tick(self, now: float) -> None:
         if now - self._last_sample >= MEMORY_SAMPLE_INTERVAL:
             self._last_sample = now
+            if self.events is not None:
+                self.events.publish("sample", {"at": time.time(), "available_bytes": _sample(self.runtime)})
             with contextlib.suppress(OSError, ValueError):
                 if self.runtime.sample_memory():
                     save_memory(self.memory_file, self.runtime.memory)
         scheduler = self.runtime.scheduler
+        if self.events is not None:
+            self._publish(now)
         self.notifier.status(status_line(scheduler, now))
         interval = self.notifier.watchdog_interval
         if interval and now - self._last_ping >= interval:
@@ -78,6 +109,12 @@ class Housekeeping:
                 "quiet for %.0fs: exiting; the socket starts sparkd again on demand", now - self._quiet_since
             )
             self.stop.set()
+
+
+def _sample(runtime: Runtime) -> int | None:
+    with contextlib.suppress(OSError, ValueError):
+        return runtime.read_memory()
+    return None
 
 
 def load_memory(path: Path) -> MemoryBook:

@@ -31,6 +31,7 @@ from tests.fake_engine import make_app
 from tests.waiting import settled
 
 KEY = "test-key-0123456789abcdef"
+UI_SECRET = b"dashboard-session-secret-for-tests"
 OTHER_KEY = "other-key-0123456789abcdef"
 
 
@@ -211,6 +212,7 @@ async def gateway(
         read_free=lambda: free_memory,
         memory=MemoryBook(memory_peaks),
         memory_readings=lambda: {"available": 1.0},
+        ui_secret=UI_SECRET,
     )
     app = build_app(settings, catalogue, keys, edges)
     runner = web.AppRunner(
