@@ -18,6 +18,7 @@ import argparse
 import statistics
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import uvloop
@@ -34,11 +35,14 @@ from bench.tools import (
     KEY,
     PACKAGED_SPARKD,
     SPARKD_PORT,
+    dashboard_open,
     first_byte,
     nginx,
     stream_rate,
     wrk,
 )
+
+OPEN_DASHBOARD = "sparkd, dashboard open"
 
 
 class Bench:
@@ -171,6 +175,34 @@ class Bench:
                 sm[64]["rps"] >= 3000,
             )
         )
+        # The same requests with a dashboard's live stream open: no work on the hot path.
+        o = runs[OPEN_DASHBOARD]
+        opened = o[1]["p50_ms"] - d[1]["p50_ms"]
+        closed = s[1]["p50_ms"] - d[1]["p50_ms"]
+        self.add(
+            Figure(
+                "added latency, c=1, p50, dashboard open (ms)",
+                opened,
+                "ms",
+                "closed",
+                closed,
+                None,
+                "within 0.05 ms of closed",
+                opened <= closed + 0.05,
+            )
+        )
+        self.add(
+            Figure(
+                "request rate, c=64, dashboard open (req/s)",
+                o[64]["rps"],
+                "req/s",
+                "closed",
+                s[64]["rps"],
+                None,
+                ">= 0.9x closed",
+                o[64]["rps"] >= 0.9 * s[64]["rps"],
+            )
+        )
         errors = sum(r[c]["errors"] for r in runs.values() for c in (1, 64))
         if errors:
             print(f"warning: wrk counted {errors} errors", flush=True)
@@ -193,13 +225,14 @@ class Bench:
                 ("sparkd", self.sparkd, "chat"),
                 ("direct messages", direct, "messages"),
                 ("sparkd messages", self.sparkd, "messages"),
+                (OPEN_DASHBOARD, self.sparkd, "chat"),
             ]
             for _ in range(self.rounds):
                 for name, url, api in targets:
                     for c in (1, 64):
-                        rounds.setdefault(name, {}).setdefault(c, []).append(
-                            wrk(url, c, self.seconds, "bench-a", api)
-                        )
+                        with dashboard_open(self.sparkd) if name == OPEN_DASHBOARD else nullcontext():
+                            measured = wrk(url, c, self.seconds, "bench-a", api)
+                        rounds.setdefault(name, {}).setdefault(c, []).append(measured)
         return {
             name: {c: _medians(results) for c, results in by_concurrency.items()}
             for name, by_concurrency in rounds.items()

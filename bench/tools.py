@@ -195,3 +195,30 @@ http {{
         process.terminate()
         process.wait(10)
         shutil.rmtree(prefix, ignore_errors=True)
+
+
+@contextmanager
+def dashboard_open(url: str) -> Iterator[list[int]]:
+    """A dashboard's live stream (/sparkd/events) open while the block runs, as a browser keeps it;
+    yields a one-item list: the finished requests it was told of."""
+    import threading
+
+    seen = [0]
+    request = urllib.request.Request(url + "/sparkd/events", headers={"Authorization": f"Bearer {KEY}"})
+    stream = urllib.request.urlopen(request, timeout=30)
+
+    def read() -> None:
+        try:
+            for line in stream:
+                if line.startswith(b"event: request"):
+                    seen[0] += 1
+        except (OSError, ValueError):
+            pass  # closed when the block ended
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        yield seen
+    finally:
+        stream.close()
+        reader.join(timeout=5)

@@ -25,6 +25,7 @@ def test_the_benchmark_harness_measures_every_figure(bed: PrivateSystemd) -> Non
         "/v1/messages added latency, c=1, p50 (ms)",
         "/v1/messages request rate, c=64 (req/s)",
         "/v1/messages stream events/s, 64 streams",
+        "added latency, c=1, p50, dashboard open (ms)",
     ):
         assert expected in names
     assert all(math.isfinite(f.sparkd) for f in figures)
