@@ -86,7 +86,11 @@ class Housekeeping:
         if now - self._last_sample >= MEMORY_SAMPLE_INTERVAL:
             self._last_sample = now
             if self.events is not None:
-                self.events.publish("sample", {"at": time.time(), "available_bytes": _sample(self.runtime)})
+                available = _sample(self.runtime)
+                models = self.runtime.memory.current(available) if available is not None else {}
+                self.events.publish(
+                    "sample", {"at": time.time(), "available_bytes": available, "models": models}
+                )
             with contextlib.suppress(OSError, ValueError):
                 if self.runtime.sample_memory():
                     save_memory(self.memory_file, self.runtime.memory)

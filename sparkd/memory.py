@@ -57,6 +57,10 @@ class MemoryBook:
     def stopped(self, model_id: str) -> None:
         self._baseline.pop(model_id, None)
 
+    def current(self, available: int) -> dict[str, int]:
+        """Each running model's need now: what available memory has lost since its start."""
+        return {model: max(0, baseline - available) for model, baseline in self._baseline.items()}
+
     def sample(self, model_id: str, available: int) -> int | None:
         """The model's current need; raises its recorded peak when higher."""
         baseline = self._baseline.get(model_id)

@@ -175,6 +175,10 @@ class Runtime:
     def keep_warm(self, model_id: str, seconds: float) -> None:
         self._apply(self.scheduler.on_keep_warm(model_id, seconds, self.clock()))
 
+    async def pull_now(self, model_id: str) -> None:
+        """Download the model's weights now (an operator's wish): its pull unit, nothing else."""
+        await self.units.start_unit(names.pull_unit(model_id))
+
     def sample_memory(self) -> bool:
         """Update each running model's observed need; True when a recorded peak grew."""
         available = self.read_memory()

@@ -23,6 +23,7 @@ class Disk:
     pulls: Mapping[str, Progress] = field(default_factory=dict)
     loading: Mapping[str, str] = field(default_factory=dict)
     pulled_bytes: Mapping[str, int] = field(default_factory=dict)
+    not_pulled: frozenset[str] = frozenset()  # hub downloads still to do
 
 
 def snapshot(
@@ -62,6 +63,11 @@ def snapshot(
                 "need_measured": sized.need_measured,
                 "fits_now": sized.need <= available if sized.need is not None and available else None,
                 "pull": _pull(disk.pulls.get(model.id)),
+                "weights": "not pulled"
+                if model.id in disk.not_pulled
+                else "pulled"
+                if model.id in disk.pulled_bytes
+                else None,
                 "loading": disk.loading.get(model.id),
             }
         )

@@ -16,6 +16,7 @@ from sparkd.errors import ApiError
 from sparkd.forward import resolve
 from sparkd.lifecycle import Phase, StartStep
 from sparkd.status import Disk, snapshot
+from sparkd.systemd import SystemdError
 
 if TYPE_CHECKING:
     from sparkd.catalogue import Catalogue
@@ -26,7 +27,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", prometheus)
     app.router.add_get("/sparkd/status", status)
-    app.router.add_post(r"/sparkd/models/{model}/{action:start|stop|keep-warm}", control)
+    app.router.add_post(r"/sparkd/models/{model}/{action:start|stop|keep-warm|pull}", control)
     app.router.add_get("/sparkd/logs/{name}", logs)
 
 
@@ -81,7 +82,8 @@ async def _disk(runtime: Runtime, catalogue: Catalogue, now: float) -> Disk:
                 said = loading_progress((await runtime.journal.tail(model.unit_name, 40)).splitlines())
                 if said:
                     loading[model.id] = said
-    return Disk(pulls, loading, pulled)
+    not_pulled = frozenset(m.id for m in catalogue.enabled() if runtime.pulls.missing(m.id))
+    return Disk(pulls, loading, pulled, not_pulled)
 
 
 async def control(request: web.Request) -> web.Response:
@@ -92,6 +94,16 @@ async def control(request: web.Request) -> web.Response:
         runtime.manual_start(model.id)
     elif action == "stop":
         runtime.manual_stop(model.id)
+    elif action == "pull":
+        if not runtime.pulls.missing(model.id):
+            raise ApiError(409, f"{model.id!r} has its weights (or needs none)", "nothing_to_pull")
+        try:
+            await runtime.pull_now(model.id)
+        except SystemdError as error:
+            raise ApiError(503, f"systemd refused the download: {error}", "pull_refused") from None
+        return web.json_response(
+            {"model": model.id, "action": action, "unit": names.pull_unit(model.id)}, status=202
+        )
     else:
         try:
             seconds = parse_seconds(request.query.get("for", ""))

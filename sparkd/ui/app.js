@@ -76,10 +76,12 @@ function renderStatus() {
       el("td", {}, String(model.queued)),
       el("td", {}, seconds(model.idle_stop_in_seconds)),
       el("td", {}, model.need_bytes == null ? "-" : `${model.need_measured ? "" : "~"}${gib(model.need_bytes)}`),
+      el("td", {}, model.weights || "-"),
       el("td", {},
         el("button", { onclick: () => control(model.id, "start") }, "Start"),
         el("button", { onclick: () => control(model.id, "stop") }, "Stop"),
-        el("button", { onclick: () => control(model.id, "keep-warm?for=1h") }, "Keep warm 1h")));
+        el("button", { onclick: () => control(model.id, `keep-warm?for=${$("#warm-for").value}`) }, "Keep warm"),
+        model.weights === "not pulled" ? el("button", { onclick: () => control(model.id, "pull") }, "Pull") : ""));
   });
   $("#model-rows").replaceChildren(...rows);
   $("#chat-model").replaceChildren(...status.models.map((m) => el("option", { value: m.id }, m.id)));
@@ -95,7 +97,7 @@ async function control(model, action) {
   const response = await api(`/sparkd/models/${encodeURIComponent(model)}/${action}`, { method: "POST" });
   const answer = await response.json();
   $("#action-result").textContent = response.ok
-    ? `${answer.model}: ${answer.phase}${answer.note ? ` (${answer.note})` : ""}`
+    ? `${answer.model}: ${answer.phase || `${answer.action} asked (${answer.unit})`}${answer.note ? ` (${answer.note})` : ""}`
     : `${model}: ${answer.error ? answer.error.message : response.status}`;
   refresh();
 }
@@ -189,10 +191,18 @@ function renderMemory() {
   if (points.length < 2) { chart.replaceChildren(); return; }
   const top = Math.max(...points.map((p) => p.available_bytes));
   const first = points[0].at, span = Math.max(1, points[points.length - 1].at - first);
-  const path = points.map((p, i) =>
-    `${i ? "L" : "M"}${(600 * (p.at - first)) / span},${150 - (140 * p.available_bytes) / top}`).join(" ");
-  const label = svg("text", { x: 4, y: 12 }); label.textContent = `now ${gib(points[points.length - 1].available_bytes)}`;
-  chart.replaceChildren(svg("path", { d: path, fill: "none", stroke: "#1d6fb8", "stroke-width": 2 }), label);
+  const line = (value, colour) => svg("path", {
+    d: points.map((p, i) => `${i ? "L" : "M"}${(600 * (p.at - first)) / span},${150 - (140 * (value(p) || 0)) / top}`).join(" "),
+    fill: "none", stroke: colour, "stroke-width": 2,
+  });
+  // Available memory, and each model's need while it ran (what available memory lost since its start).
+  const models = [...new Set(points.flatMap((p) => Object.keys(p.models || {})))].slice(0, 4);
+  const colours = ["#76b900", "#b54708", "#7a5af8", "#e31b54"];
+  const label = svg("text", { x: 4, y: 12 });
+  label.textContent = `available now ${gib(points[points.length - 1].available_bytes)}` +
+    models.map((m, i) => ` · ${m} (${["green", "orange", "purple", "red"][i]})`).join("");
+  chart.replaceChildren(line((p) => p.available_bytes, "#1d6fb8"),
+    ...models.map((m, i) => line((p) => (p.models || {})[m], colours[i])), label);
 }
 
 // Logs -----------------------------------------------------------------------------------

@@ -62,6 +62,15 @@ def test_a_session_reads_and_acts_like_its_key(tmp_path: Path) -> None:
     run(tmp_path, scenario)
 
 
+def test_pull_asks_for_nothing_a_model_has_already(tmp_path: Path) -> None:
+    async def scenario(bed: Bed) -> None:
+        status, _, payload = await post(bed, "/sparkd/models/alpha/pull", {})
+        assert (status, error_code(payload)) == (409, "nothing_to_pull")
+        assert bed.units.started == []
+
+    run(tmp_path, scenario)
+
+
 def test_a_cross_site_request_riding_on_a_session_is_refused(tmp_path: Path) -> None:
     async def scenario(bed: Bed) -> None:
         cookie = await signed_in(bed)

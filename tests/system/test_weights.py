@@ -158,6 +158,21 @@ def test_with_pull_on_demand_off_a_model_never_pulled_gets_a_409_naming_sparkd_p
         install(bed, SPARKD_SETTINGS)
 
 
+def test_an_operator_pulls_a_model_through_the_api_as_the_dashboards_button_does(bed: PrivateSystemd) -> None:
+    bed.run("systemctl", "stop", "sparkd-demo-hub.service")
+    assert cli(bed, "rm", "demo-hub").returncode == 0
+    status, _, body = request("/sparkd/models/demo-hub/pull", {})
+    assert (status, body["unit"]) == (202, "sparkd-pull@demo-hub.service")
+
+    def pulled() -> bool:
+        listed = {m["id"]: m["weights_on_disk"] for m in json.loads(cli(bed, "models", "--json").stdout)}
+        return bool(listed["demo-hub"]["pulled"])
+
+    wait_for(pulled, 120, "the pull unit to finish")
+    status, _, body = request("/sparkd/models/demo-hub/pull", {})
+    assert status == 409, body
+
+
 def cached_bytes(bed: PrivateSystemd) -> int:
     line = next(x for x in bed.run("cat", "/proc/meminfo").stdout.splitlines() if x.startswith("Cached:"))
     return int(line.split()[1]) * 1024
