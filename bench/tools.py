@@ -212,8 +212,8 @@ def dashboard_open(url: str) -> Iterator[list[int]]:
             for line in stream:
                 if line.startswith(b"event: request"):
                     seen[0] += 1
-        except (OSError, ValueError):
-            pass  # closed when the block ended
+        except (OSError, ValueError, AttributeError):
+            pass  # closed under it when the block ended (http.client then has no file left)
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()

@@ -52,7 +52,11 @@ def register(verbs: Verbs) -> None:
         _export,
         "Print configuration for a client, with the catalogue's client-safe context ceilings.",
     )
-    export.add_argument("client", choices=("opencode", "cline", "openai-env", "claude-code"))
+    export.add_argument(
+        "client",
+        choices=("opencode", "cline", "openai-env", "claude-code", "kubeai", "kubeai-values"),
+        help="a client's configuration, or KubeAI Model manifests (and the Helm values they need)",
+    )
     export.add_argument("--url", help="the base URL clients use (default http://<this host>:8009/v1)")
 
 
@@ -213,10 +217,32 @@ def write_units(
     return 0
 
 
+def _kubeai(what: str, catalogue: Catalogue) -> int:
+    import yaml
+
+    from sparkd import kubeai
+
+    if what == "kubeai-values":
+        print("# KubeAI Helm values for sparkd's exported models (helm upgrade --install kubeai ... -f this)")
+        sys.stdout.write(yaml.safe_dump(kubeai.helm_values(), sort_keys=False))
+        return 0
+    made, skipped = kubeai.manifests(catalogue)
+    print("# KubeAI Model manifests from sparkd's catalogue (kubectl apply -f this).")
+    print(
+        f"# Secrets by reference: kubectl create secret generic {kubeai.SECRET} --from-literal=HF_TOKEN=..."
+    )
+    for model_id, reason in skipped.items():
+        print(f"# not exported: {model_id}: {reason}")
+    sys.stdout.write(yaml.safe_dump_all(made, sort_keys=False, width=1000))
+    return 0
+
+
 def _export(args: argparse.Namespace, settings: Settings) -> int:
     from sparkd import exports
     from sparkd.auth import KeyFileError, read_keys
 
+    if args.client.startswith("kubeai"):
+        return _kubeai(args.client, catalogue_of(settings))
     port = settings.listen.rpartition(":")[2]
     url = args.url or f"http://{socket.getfqdn()}:{port}/v1"
     catalogue = catalogue_of(settings)
