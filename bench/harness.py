@@ -100,8 +100,8 @@ class Bench:
                 "direct p50",
                 d[1]["p50_ms"],
                 n[1]["p50_ms"] - d[1]["p50_ms"],
-                "<= 0.5 ms added",
-                added <= 0.5,
+                "<= 0.3 ms added",
+                added <= 0.3,
             )
         )
         self.add(
@@ -159,8 +159,8 @@ class Bench:
                 "direct p50",
                 dm[1]["p50_ms"],
                 None,
-                "<= 0.5 ms added",
-                added <= 0.5,
+                "<= 0.3 ms added",
+                added <= 0.3,
             )
         )
         self.add(
