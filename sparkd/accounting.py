@@ -13,6 +13,7 @@ from sparkd.effects import Grant
 from sparkd.events import EventHub
 from sparkd.logs import RequestLog
 from sparkd.metrics import Metrics
+from sparkd.usage import generated_tokens
 
 CLIENT_CLOSED = 499  # logged when the client hung up before the answer was complete
 
@@ -30,6 +31,10 @@ class Outcome:
     first_byte: float | None = None
     sent: int = 0
     grant: Grant | None = None
+    # The answer's end (a whole small body, or a stream's last two pieces): where engines put
+    # `usage`, read after the answer only while a dashboard watches.
+    tail: bytes = b""
+    before_tail: bytes = b""
 
 
 @dataclass
@@ -59,4 +64,15 @@ class Accounting:
             f"{outcome.request_id} {outcome.model} {outcome.endpoint} {outcome.status}", entry
         )
         if self.events is not None:
-            self.events.publish("request", {**entry, "at": time.time()})
+            event = {**entry, "at": time.time()}
+            if self.events.watched:
+                event["tokens_per_s"] = _tokens_per_second(outcome, finished - started - waited)
+            self.events.publish("request", event)
+
+
+def _tokens_per_second(outcome: Outcome, engine_seconds: float) -> float | None:
+    """Generated tokens per second of the engine's time, where the answer says how many."""
+    tokens = generated_tokens(outcome.before_tail + outcome.tail)
+    if tokens is None or engine_seconds <= 0:
+        return None
+    return round(tokens / engine_seconds, 1)

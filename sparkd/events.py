@@ -40,6 +40,11 @@ class EventHub:
     def unsubscribe(self, queue: asyncio.Queue[tuple[str, dict[str, Any]]]) -> None:
         self._subscribers.discard(queue)
 
+    @property
+    def watched(self) -> bool:
+        """Whether a dashboard is open: work only it needs is skipped otherwise."""
+        return bool(self._subscribers)
+
     def recent(self) -> dict[str, list[dict[str, Any]]]:
         return {kind: list(events) for kind, events in self.history.items()}
 

@@ -36,6 +36,8 @@ FORWARDED_REQUEST_HEADERS = (
 )
 RELAYED_RESPONSE_HEADERS = (("Content-Type", "content-type"), ("Cache-Control", "cache-control"))
 
+USAGE_BODY_LIMIT = 64 * 1024  # whole answers up to this size are kept for their `usage`
+
 
 class NoEngine(Exception):
     """No answer from the engine before a single byte: the request may be sent again."""
@@ -94,6 +96,8 @@ class Relay:
                 status = upstream.status if upstream.status >= 400 else 502
                 raise ApiError(status, _engine_message(data), "engine_error")
             outcome.status, outcome.sent = upstream.status, len(data)
+            if len(data) <= USAGE_BODY_LIMIT:
+                outcome.tail = data
             if delivery.observe is not None and upstream.status == 200:
                 delivery.observe(data)
             return web.Response(status=upstream.status, body=data, headers=relay)
@@ -132,6 +136,7 @@ class Relay:
                 outcome.status = CLIENT_CLOSED
                 return response
             outcome.sent += len(chunk)
+            outcome.before_tail, outcome.tail = outcome.tail, chunk  # references only
         await response.write_eof()
         outcome.status = upstream.status
         return response

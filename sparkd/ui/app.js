@@ -154,7 +154,8 @@ function renderActivity() {
   drawBars($("#requests-chart"), buckets, `last ${minutes} minutes`);
   const rows = state.requests.slice(-20).reverse().map((r) => el("tr", {},
     el("td", {}, new Date(r.at * 1000).toLocaleTimeString()), el("td", {}, r.model), el("td", {}, r.endpoint),
-    el("td", {}, String(r.status)), el("td", {}, ms(r.duration_ms)), el("td", {}, ms(r.ttfb_ms)), el("td", {}, ms(r.queue_ms))));
+    el("td", {}, String(r.status)), el("td", {}, ms(r.duration_ms)), el("td", {}, ms(r.ttfb_ms)), el("td", {}, ms(r.queue_ms)),
+    el("td", {}, r.tokens_per_s == null ? "-" : String(r.tokens_per_s))));
   $("#request-rows").replaceChildren(...rows);
   renderTimeline();
 }

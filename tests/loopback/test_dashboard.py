@@ -115,6 +115,8 @@ def test_the_event_stream_starts_with_the_recent_history_and_then_follows(tmp_pa
             )
             kind, data = await read_event(response)
             assert (kind, data["model"], data["status"]) == ("request", "beta", 200)
+            # A dashboard watches: the engine's usage becomes tokens per second.
+            assert isinstance(data["tokens_per_s"], float) and data["tokens_per_s"] > 0
 
     run(tmp_path, scenario)
 
