@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-HISTORY = {"state": 300, "request": 500, "sample": 720}  # samples every 5 s: the last hour
+HISTORY = {"state": 300, "request": 500, "sample": 2160}  # samples every 5 s: the last three hours
 QUEUE = 512
 
 

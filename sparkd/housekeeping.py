@@ -17,7 +17,7 @@ from sparkd.activation import Notifier
 from sparkd.describe import status_line
 from sparkd.events import EventHub, state_changes
 from sparkd.heap import TrimWhenQuiet, release_free_memory
-from sparkd.lifecycle import StartStep
+from sparkd.lifecycle import Phase, StartStep
 from sparkd.memory import MemoryBook
 from sparkd.runtime import Runtime
 from sparkd.upstream import EnginePool
@@ -42,6 +42,7 @@ class Housekeeping:
     _last_sample: float = field(default=0.0, init=False)
     _trim: TrimWhenQuiet = field(default_factory=TrimWhenQuiet, init=False)
     events: EventHub | None = None  # the dashboard's live view
+    _sample_due: bool = field(default=False, init=False)
     _seen: dict[str, tuple[str, StartStep | None, int, int]] = field(default_factory=dict, init=False)
 
     async def while_serving(self, app: web.Application) -> AsyncIterator[None]:
@@ -56,8 +57,28 @@ class Housekeeping:
         self._quiet_since = self.clock()
         while not self.stop.is_set():
             self.tick(self.clock())
+            if self._sample_due and self.events is not None:
+                self._sample_due = False
+                await self._publish_sample(self.events)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), timeout=TICK)
+
+    async def _publish_sample(self, events: EventHub) -> None:
+        """Available memory, each running model's need (what available memory lost since its
+        start) and its unit's cgroup memory (systemd's accounting, which on GB10 may miss GPU
+        allocations: hence both)."""
+        available = _sample(self.runtime)
+        needs = self.runtime.memory.current(available) if available is not None else {}
+        cgroups = {}
+        for model in self.runtime.catalogue.enabled():
+            if self.runtime.scheduler.phase(model.id) is not Phase.STOPPED:
+                with contextlib.suppress(Exception):
+                    current, _ = await self.runtime.units.unit_memory(model.unit_name)
+                    if current is not None:
+                        cgroups[model.id] = current
+        events.publish(
+            "sample", {"at": time.time(), "available_bytes": available, "models": needs, "cgroups": cgroups}
+        )
 
     def _publish(self, now: float) -> None:
         """Each model whose phase, start step or load changed since the last tick, as an event."""
@@ -85,12 +106,7 @@ class Housekeeping:
     def tick(self, now: float) -> None:
         if now - self._last_sample >= MEMORY_SAMPLE_INTERVAL:
             self._last_sample = now
-            if self.events is not None:
-                available = _sample(self.runtime)
-                models = self.runtime.memory.current(available) if available is not None else {}
-                self.events.publish(
-                    "sample", {"at": time.time(), "available_bytes": available, "models": models}
-                )
+            self._sample_due = True
             with contextlib.suppress(OSError, ValueError):
                 if self.runtime.sample_memory():
                     save_memory(self.memory_file, self.runtime.memory)

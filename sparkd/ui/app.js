@@ -134,7 +134,7 @@ function listen() {
     renderActivity(); refresh();
   });
   events.addEventListener("sample", (event) => {
-    state.samples.push(JSON.parse(event.data)); state.samples = state.samples.slice(-720);
+    state.samples.push(JSON.parse(event.data)); state.samples = state.samples.slice(-2160);
     renderMemory();
   });
   // EventSource reconnects by itself (sparkd restarts on demand); a lost session shows the login.
@@ -200,10 +200,12 @@ function renderMemory() {
   const models = [...new Set(points.flatMap((p) => Object.keys(p.models || {})))].slice(0, 4);
   const colours = ["#76b900", "#b54708", "#7a5af8", "#e31b54"];
   const label = svg("text", { x: 4, y: 12 });
-  label.textContent = `available now ${gib(points[points.length - 1].available_bytes)}` +
+  label.textContent = `available now ${gib(points[points.length - 1].available_bytes)} (blue); need solid, cgroup dashed` +
     models.map((m, i) => ` · ${m} (${["green", "orange", "purple", "red"][i]})`).join("");
+  const dashed = (value, colour) => { const path = line(value, colour); path.setAttribute("stroke-dasharray", "4 3"); return path; };
   chart.replaceChildren(line((p) => p.available_bytes, "#1d6fb8"),
-    ...models.map((m, i) => line((p) => (p.models || {})[m], colours[i])), label);
+    ...models.map((m, i) => line((p) => (p.models || {})[m], colours[i])),
+    ...models.map((m, i) => dashed((p) => (p.cgroups || {})[m], colours[i])), label);
 }
 
 // Logs -----------------------------------------------------------------------------------

@@ -135,3 +135,31 @@ async def read_event(response: aiohttp.ClientResponse) -> tuple[str, dict[str, o
             data = line[6:]
         elif line == "" and kind:
             return kind, json.loads(data)
+
+
+def test_housekeeping_tells_the_dashboard_of_starts_and_samples_memory_with_each_units_cgroup(
+    tmp_path: Path,
+) -> None:
+    from sparkd.activation import Notifier
+    from sparkd.events import EventHub
+    from sparkd.housekeeping import Housekeeping
+    from sparkd.upstream import EnginePool
+
+    async def scenario(bed: Bed) -> None:
+        hub = EventHub()
+        keeper = Housekeeping(
+            bed.runtime, EnginePool(), Notifier(), tmp_path / "memory.json", 0, lambda: 0, asyncio.Event()
+        )
+        keeper.events = hub
+        keeper.tick(bed.runtime.clock())  # first look: every model at rest, nothing to tell
+        assert hub.recent()["state"] == []
+        await post(bed, "/v1/chat/completions", hello("alpha"))
+        keeper.tick(bed.runtime.clock())
+        alpha = [e for e in hub.recent()["state"] if e["model"] == "alpha"]
+        assert alpha and (alpha[-1]["was"], alpha[-1]["phase"]) == ("stopped", "ready")
+        await keeper._publish_sample(hub)
+        sample = hub.recent()["sample"][-1]
+        assert sample["available_bytes"] == 64 * 2**30
+        assert sample["cgroups"] == {"alpha": 123 * 2**20}  # the fake systemd's unit memory
+
+    run(tmp_path, scenario)
