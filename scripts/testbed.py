@@ -71,23 +71,36 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str, interva
 
 @dataclass
 class PrivateSystemd:
-    """A booted private systemd, named by the host PID of its PID 1."""
+    """A booted private systemd, named by the host PID of its PID 1.
+
+    The test suite's one bed shares the machine's network. Extra hosts (`name`, "a" and
+    "b" for two Sparks) have a network namespace of their own, joined by `link()`:
+    their traffic stays between them.
+    """
 
     pid: int
     unshare: subprocess.Popen[bytes] | None = None  # set when this process booted it
+    name: str = ""  # "": the suite's bed; else an extra host
+    own_network: bool = False
+
+    @property
+    def pidfile(self) -> Path:
+        return STATE / f"host-{self.name}.pid" if self.name else PIDFILE
 
     @classmethod
-    def boot(cls, timeout: float = 60.0) -> PrivateSystemd:
+    def boot(cls, timeout: float = 60.0, name: str = "", own_network: bool = False) -> PrivateSystemd:
         for private in PRIVATE_DIRS:
             Path(private).mkdir(parents=True, exist_ok=True)
         STATE.mkdir(exist_ok=True)
         keep = [ROOT] if ROOT.is_relative_to("/tmp") else []
-        with LOGFILE.open("wb") as log:  # the child keeps its own descriptor
+        logfile = STATE / f"host-{name}.log" if name else LOGFILE
+        with logfile.open("wb") as log:  # the child keeps its own descriptor
             unshare = subprocess.Popen(
                 [
                     "unshare",
                     "--fork",
                     "--pid",
+                    *(["--net"] if own_network else []),
                     "--mount",
                     "--mount-proc",
                     "--propagation",
@@ -112,24 +125,28 @@ class PrivateSystemd:
             time.sleep(0.05)
         if child is None:
             raise RuntimeError("the private systemd did not start")
-        bed = cls(child, unshare)
-        PIDFILE.write_text(f"{child}\n")
+        bed = cls(child, unshare, name, own_network)
+        bed.pidfile.write_text(f"{child}\n")
+        if own_network:
+            bed.run("ip", "link", "set", "lo", "up")
         bed.wait_until_running(deadline - time.monotonic())
         return bed
 
     @classmethod
-    def existing(cls) -> PrivateSystemd | None:
+    def existing(cls, name: str = "") -> PrivateSystemd | None:
+        found = cls(0, None, name)
         try:
-            pid = int(PIDFILE.read_text())
+            pid = int(found.pidfile.read_text())
         except (FileNotFoundError, ValueError):
             return None
         comm = Path(f"/proc/{pid}/comm")
         if not comm.exists() or comm.read_text().strip() != "systemd":
             return None
-        return cls(pid)
+        own_network = os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net")
+        return cls(pid, None, name, own_network)
 
     def command(self, *argv: str) -> list[str]:
-        return ["nsenter", "-t", str(self.pid), "-m", "-p", *argv]
+        return ["nsenter", "-t", str(self.pid), "-m", "-p", *(["-n"] if self.own_network else []), *argv]
 
     def run(
         self, *argv: str, check: bool = True, timeout: float = 120.0, input: str | None = None
@@ -194,7 +211,22 @@ class PrivateSystemd:
                 time.sleep(0.1)
         if self.unshare is not None:
             self.unshare.wait(timeout=10)
-        PIDFILE.unlink(missing_ok=True)
+        self.pidfile.unlink(missing_ok=True)
+
+
+def link(first: PrivateSystemd, second: PrivateSystemd, subnet: str = "10.77.0") -> tuple[str, str]:
+    """Join two hosts with their own networks by a veth pair; their addresses on it (.1, .2).
+
+    The pair lives in the two namespaces only: it goes when they power off.
+    """
+    ends = (f"spk{first.pid}", f"spk{second.pid}")
+    subprocess.run(["ip", "link", "add", ends[0], "type", "veth", "peer", "name", ends[1]], check=True)
+    addresses = (f"{subnet}.1", f"{subnet}.2")
+    for bed, end, address in zip((first, second), ends, addresses, strict=True):
+        subprocess.run(["ip", "link", "set", end, "netns", str(bed.pid)], check=True)
+        bed.run("ip", "addr", "add", f"{address}/24", "dev", end)
+        bed.run("ip", "link", "set", end, "up")
+    return addresses
 
 
 SPARKD = ROOT / ".venv" / "bin" / "sparkd"

@@ -28,6 +28,7 @@ from sparkd.appstate import (
     FORWARDER,
     KEYS,
     METRICS,
+    PEERS,
     RESPONSES,
     RUNTIME,
     SESSIONS,
@@ -44,13 +45,14 @@ from sparkd.lifecycle import Policy
 from sparkd.logs import RequestLog
 from sparkd.memory import MemoryBook, mem_available, mem_free
 from sparkd.metrics import Metrics
+from sparkd.peers import Peers, PeerTable
 from sparkd.pulls import NoPulls, Pulls
 from sparkd.relay import Relay
 from sparkd.response_owners import ResponseOwners
 from sparkd.runtime import HttpHealthProbe, JournalTail, Runtime, UnitControl
 from sparkd.scheduler import Scheduler
 from sparkd.sessions import Sessions
-from sparkd.settings import Settings
+from sparkd.settings import Peer, Settings
 from sparkd.systemd import BusEvent
 from sparkd.upstream import EnginePool
 
@@ -111,10 +113,17 @@ def build_app(settings: Settings, catalogue: Catalogue, keys: KeyRing, edges: Ed
     app[METRICS], app[ENGINES], app[FORWARDER] = runtime.metrics, engines, forwarder
     app[STARTED_AT], app[RESPONSES] = time.monotonic(), ResponseOwners()
     app[EVENTS], app[KEYS], app[SESSIONS] = events, keys, sessions
+    # A connection per request to a peer: an answer takes seconds, a LAN handshake microseconds, and
+    # a peer that restarted never leaves a dead pooled connection behind.
+    peer_session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
+    app[PEERS] = Peers(
+        PeerTable(settings.peers), peer_session, key_of=lambda peer: secret_value(settings, peer)
+    )
 
     async def http_session(app: web.Application) -> AsyncIterator[None]:
         yield
         await session.close()
+        await peer_session.close()
 
     async def systemd(app: web.Application) -> AsyncIterator[None]:
         try:
@@ -171,3 +180,10 @@ def _runtime(
         pulls=edges.pulls,
     )
     return bus, runtime
+
+
+def secret_value(settings: Settings, peer: Peer) -> str | None:
+    """A peer's key, read from its secret each time (a `sparkd secret set` needs no restart)."""
+    from sparkd import secrets as stored
+
+    return stored.value(settings.secrets_dir, peer.key_secret)

@@ -9,6 +9,7 @@ from sparkd.catalogue import Catalogue
 from sparkd.events import EventHub
 from sparkd.forward import Forwarder
 from sparkd.metrics import Metrics
+from sparkd.peers import Peers
 from sparkd.response_owners import ResponseOwners
 from sparkd.runtime import Runtime
 from sparkd.sessions import Sessions
@@ -25,4 +26,5 @@ STARTED_AT = web.AppKey("started_at", float)  # monotonic time the app started
 RESPONSES = web.AppKey("responses", ResponseOwners)  # which model stored each response
 EVENTS = web.AppKey("events", EventHub)  # what the dashboard watches
 KEYS = web.AppKey("keys", KeyRing)
+PEERS = web.AppKey("peers", Peers)  # other sparkds whose models this one answers for
 SESSIONS = web.AppKey("sessions", Sessions)  # the dashboard's signed session cookies

@@ -23,3 +23,14 @@ def model_entry(phase: str, model: Model) -> dict[str, Any]:
         "api_families": [family.value for family in model.api_families or ()],
         "description": model.description,
     }
+
+
+def peer_entry(host: str, model_id: str) -> dict[str, Any]:
+    """A model a peer sparkd serves: listed here, answered through here, marked with its host."""
+    return {
+        "id": model_id,
+        "object": "model",
+        "created": 0,
+        "owned_by": f"sparkd@{host}",
+        "sparkd": {"host": host},
+    }

@@ -18,6 +18,19 @@ class SettingsError(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class Peer:
+    """Another sparkd on the LAN whose models this one serves too, through one endpoint."""
+
+    __pydantic_config__ = STRICT
+
+    name: Annotated[str, Bounds(min_length=1)]
+    # Its address, e.g. "http://spark-b.lan:8009".
+    url: Annotated[str, Bounds(min_length=1)]
+    # The secret (`sparkd secret set`) holding an API key of the peer's.
+    key_secret: str = "PEER_KEY"
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     __pydantic_config__ = STRICT
@@ -81,6 +94,9 @@ class Settings:
     # Web pages (origins, exactly as browsers send them, e.g. "http://openwebui.lan:3000") that
     # may call the API, besides localhost and VS Code's webviews. Each still needs a key.
     cors_origins: tuple[str, ...] = ()
+    # Peer sparkds (`[[peers]]` tables: name, url, key_secret): a model only a peer serves is
+    # listed by /v1/models and answered through this sparkd.
+    peers: tuple[Peer, ...] = ()
 
 
 def load_settings(path: Path | None = None) -> Settings:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from sparkd import journal, names
-from sparkd.appstate import CATALOGUE, METRICS, RUNTIME, STARTED_AT
+from sparkd.appstate import CATALOGUE, METRICS, PEERS, RUNTIME, STARTED_AT
 from sparkd.duration import parse_seconds
 from sparkd.engine_log import loading_progress
 from sparkd.errors import ApiError
@@ -62,6 +62,9 @@ async def status(request: web.Request) -> web.Response:
     document = snapshot(
         runtime.scheduler, catalogue, now, started, runtime.memory, available, unit_memory, disk
     )
+    peers = request.app[PEERS]
+    if peers.table.peers:
+        document["peers"] = (await peers.fresh()).report()
     return web.json_response(document)
 
 

@@ -17,6 +17,7 @@ from sparkd.appstate import CATALOGUE, FORWARDER
 from sparkd.catalogue import ApiFamily, Model
 from sparkd.errors import ANTHROPIC, ApiError, Envelope
 from sparkd.forward import Call, checked_rewrite, json_object, resolve
+from sparkd.peers import answer_by_peer
 from sparkd.plan import Plan
 from sparkd.rewrite_messages import COUNT_TOKENS, MESSAGES, count_request, rewrite_messages
 
@@ -58,7 +59,10 @@ async def messages(request: web.Request) -> web.StreamResponse:
     name = document.get("model")
     if not isinstance(name, str) or not name:
         raise ApiError(400, "the request body needs a `model` (a string)", "missing_model", "model")
-    model = resolve(request.app[CATALOGUE], name)
+    try:
+        model = resolve(request.app[CATALOGUE], name)
+    except ApiError as missing:
+        return await answer_by_peer(request, name, body, missing)
     if not model.serves(ApiFamily.ANTHROPIC):
         raise ApiError(
             400,

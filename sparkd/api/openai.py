@@ -8,12 +8,13 @@ from typing import Any
 
 from aiohttp import web
 
-from sparkd.appstate import CATALOGUE, FORWARDER, RESPONSES, RUNTIME
+from sparkd.appstate import CATALOGUE, FORWARDER, PEERS, RESPONSES, RUNTIME
 from sparkd.budget import tokenize_request
 from sparkd.catalogue import ApiFamily, Model
 from sparkd.errors import OPENAI, ApiError, Envelope
 from sparkd.forward import Call, checked_rewrite, json_object, resolve
-from sparkd.models_list import model_entry
+from sparkd.models_list import model_entry, peer_entry
+from sparkd.peers import answer_by_peer
 from sparkd.plan import Plan
 from sparkd.rewrite import rewrite
 
@@ -69,7 +70,10 @@ async def completions(request: web.Request) -> web.StreamResponse:
     name = request.match_info.get("model") or document.get("model")
     if not isinstance(name, str) or not name:
         raise ApiError(400, "the request body needs a `model` (a string)", "missing_model", "model")
-    model = resolve(request.app[CATALOGUE], name)
+    try:
+        model = resolve(request.app[CATALOGUE], name)
+    except ApiError as missing:
+        return await answer_by_peer(request, name, body, missing)
     if not model.serves(ApiFamily.OPENAI):
         raise ApiError(400, f"{model.id!r} does not serve OpenAI's API here", "unsupported_api", "model")
     # A stored response is later asked for by its id alone: remember whose it is.
@@ -81,4 +85,9 @@ async def completions(request: web.Request) -> web.StreamResponse:
 async def models(request: web.Request) -> web.Response:
     phase = request.app[RUNTIME].scheduler.phase
     data = [model_entry(phase(m.id).value, m) for m in request.app[CATALOGUE].enabled()]
+    local = {m["id"] for m in data}
+    peers = request.app[PEERS]
+    if peers.table.peers:
+        table = await peers.fresh()
+        data += [peer_entry(p.name, model) for p, model in table.listed() if model not in local]
     return web.json_response({"object": "list", "data": data})

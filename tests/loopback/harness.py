@@ -25,7 +25,7 @@ from sparkd.catalogue import Catalogue, load_catalogue
 from sparkd.edge import HEADER_LIMIT
 from sparkd.memory import MemoryBook
 from sparkd.runtime import Runtime
-from sparkd.settings import Settings
+from sparkd.settings import Peer, Settings
 from sparkd.systemd import BusEvent, JobDone, UnitChanged
 from tests.fake_engine import make_app
 from tests.waiting import settled
@@ -169,6 +169,8 @@ async def gateway(
     more: dict[str, str] | None = None,
     max_upload: int = 64 * 1024 * 1024,
     cors_origins: tuple[str, ...] = (),
+    peers: tuple[Peer, ...] = (),
+    check_settled: bool = True,  # off for a sparkd inside another's block: the outer one checks both
 ) -> AsyncIterator[Bed]:
     runners: dict[str, web.AppRunner] = {}
     engines: dict[str, web.Application] = {}
@@ -198,6 +200,8 @@ async def gateway(
         max_upload_bytes=max_upload,
         cors_origins=cors_origins,
         health_interval=0.02,
+        peers=peers,
+        secrets_dir=tmp_path / "secrets",
     )
     units = FakeUnits()
 
@@ -235,7 +239,8 @@ async def gateway(
         await runner.cleanup()
         for engine_runner in runners.values():
             await engine_runner.cleanup()
-    await settled()
+    if check_settled:
+        await settled()
 
 
 Scenario = Callable[["Bed"], Awaitable[None]]
