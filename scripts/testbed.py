@@ -33,8 +33,8 @@ LOGFILE = STATE / "systemd.log"
 PRIVATE_DIRS = ("/etc/containers/systemd",)
 
 
-def _boot_script(keep: list[Path]) -> str:
-    """What runs as PID 1 of the new namespaces, before it becomes systemd."""
+def _boot_script(keep: list[Path], unit: str | None = None) -> str:
+    """What runs as PID 1 of the new namespaces, before it becomes systemd (booting `unit`, if given)."""
     lines = ["set -e", "mount -t tmpfs -o mode=0755 tmpfs /run"]
     # A directory under /tmp (a CI checkout, say) would vanish under the new
     # tmpfs: park it on /run, mount the tmpfs, then put it back.
@@ -56,7 +56,8 @@ def _boot_script(keep: list[Path]) -> str:
         ]
     if Path("/var/log/journal").is_dir():
         lines.append("mount -t tmpfs -o mode=2755 tmpfs /var/log/journal")
-    lines.append("exec /lib/systemd/systemd --system --log-target=console --show-status=false")
+    boot = f" --unit={unit}" if unit else ""
+    lines.append(f"exec /lib/systemd/systemd --system --log-target=console --show-status=false{boot}")
     return "\n".join(lines)
 
 
@@ -107,7 +108,9 @@ class PrivateSystemd:
                     "private",
                     "sh",
                     "-c",
-                    _boot_script(keep),
+                    # An extra host boots to basic.target: the machine's own services (a
+                    # database, say) would start twice on one disk.
+                    _boot_script(keep, "basic.target" if name else None),
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -127,9 +130,13 @@ class PrivateSystemd:
             raise RuntimeError("the private systemd did not start")
         bed = cls(child, unshare, name, own_network)
         bed.pidfile.write_text(f"{child}\n")
-        if own_network:
-            bed.run("ip", "link", "set", "lo", "up")
-        bed.wait_until_running(deadline - time.monotonic())
+        try:
+            if own_network:
+                bed.run("ip", "link", "set", "lo", "up")
+            bed.wait_until_running(deadline - time.monotonic())
+        except BaseException:
+            bed.poweroff()  # a bed that never came up is not left behind
+            raise
         return bed
 
     @classmethod
@@ -170,7 +177,8 @@ class PrivateSystemd:
             if state in ("running", "degraded"):
                 return
             time.sleep(0.2)
-        raise RuntimeError(f"the private systemd is {state!r}, not running; see {LOGFILE}")
+        jobs = self.run("systemctl", "list-jobs", "--no-pager", check=False, timeout=10).stdout
+        raise RuntimeError(f"the private systemd is {state!r}, not running; its jobs:\n{jobs}")
 
     def unit_state(self, unit: str) -> str:
         """`systemctl is-active`: active, inactive, failed, activating, ..."""
