@@ -1,0 +1,1 @@
+"""Scheduling on simulated traffic: the real Scheduler, a virtual clock, simulated engines."""
