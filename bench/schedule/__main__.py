@@ -1,7 +1,7 @@
 """python -m bench.schedule: replay the seeded traces under each policy and print what clients got.
 
 A first cut of issue 19's simulator: the real Scheduler, a virtual clock, engines from
-the profile below. Policies: sparkd's (queue, drain, then swap) and the original
+bench/schedule/scenarios.py. Policies: sparkd's (queue, drain, then swap) and the original
 stack's (429 while another model is the tenant).
 """
 
@@ -9,17 +9,8 @@ from __future__ import annotations
 
 import time
 
-from bench.schedule.sim import EngineProfile, Simulation
-from bench.schedule.traces import one_agent, two_agents
-
-# A DGX Spark with two large main models: start times of the order the original stack's docs
-# give for vLLM with compile and CUDA graphs (minutes), service times of an agent's turn.
-SPARK = {
-    "coder": EngineProfile(start=120.0, stop=10.0, service=3.0),
-    "reasoner": EngineProfile(start=180.0, stop=10.0, service=6.0),
-}
-POLICIES = {"sparkd": {}, "original (429 when busy)": {"refuse_when_busy": True}}
-TRACES = {"one agent, 24 h": one_agent, "two agents on two models, 24 h": two_agents}
+from bench.schedule.scenarios import POLICIES, SPARK, TRACES
+from bench.schedule.sim import Simulation
 
 
 def main() -> int:
@@ -30,7 +21,7 @@ def main() -> int:
         "ttfb_mean_s",
         "ttfb_p95_s",
         "ttfb_max_s",
-        "swaps",
+        "starts",
         "loading_share",
     )
     for trace_name, make in TRACES.items():

@@ -65,7 +65,7 @@ class Outcome:
     )  # arrival to grant (time to first byte, less the engine's)
     refused: int = 0
     lost: int = 0  # neither granted nor refused by the end: must stay 0
-    starts: int = 0  # starts of GPU tenants: swaps and cold starts
+    starts: int = 0  # starts of GPU tenants: swaps, and cold starts after an idle stop
     loading_seconds: float = 0.0  # time some GPU tenant was starting
     longest_wait_by_client: dict[str, float] = field(default_factory=dict)
     two_tenants: int = 0  # moments with two GPU tenants: must stay 0
@@ -80,7 +80,7 @@ class Outcome:
             "ttfb_mean_s": statistics.fmean(waits),
             "ttfb_p95_s": waits[min(len(waits) - 1, int(0.95 * len(waits)))],
             "ttfb_max_s": waits[-1],
-            "swaps": float(self.starts),
+            "starts": float(self.starts),
             "loading_share": self.loading_seconds / self.span if self.span else 0.0,
         }
 

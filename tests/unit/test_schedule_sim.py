@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from bench.schedule.scenarios import POLICIES, SPARK, TRACES
 from bench.schedule.sim import Arrival, EngineProfile, Simulation
 from bench.schedule.traces import one_agent, two_agents
 
@@ -34,3 +37,13 @@ def test_the_original_stacks_policy_refuses_until_the_other_model_idles_out() ->
     trace.append(Arrival(2000.0, "reasoner", "b"))
     outcome = Simulation(PROFILES, refuse_when_busy=True).replay(trace)
     assert (outcome.refused, len(outcome.waits), outcome.lost) == (2, 2, 0)
+
+
+@pytest.mark.parametrize("trace", list(TRACES), ids=str)
+@pytest.mark.parametrize("policy", list(POLICIES), ids=str)
+def test_every_scenario_under_every_policy_loses_nothing_and_never_has_two_tenants(
+    trace: str, policy: str
+) -> None:
+    outcome = Simulation(SPARK, **POLICIES[policy]).replay(TRACES[trace]())  # type: ignore[arg-type]
+    assert (outcome.lost, outcome.two_tenants) == (0, 0)
+    assert len(outcome.waits) + outcome.refused == len(TRACES[trace]())
