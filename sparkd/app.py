@@ -161,6 +161,7 @@ def _runtime(
         refuse_when_busy=settings.busy_policy == "refuse",
         fit_gate=settings.fit_gate,
         pull_on_demand=settings.pull_on_demand,
+        swap_hold=settings.swap_hold,
         drop_page_cache=settings.drop_page_cache == "yes"
         or (settings.drop_page_cache == "auto" and edges.host_has_gpu),
     )

@@ -62,7 +62,7 @@ class Scheduler(Tenancy):
         if model_id == self.utility() and self._exclusive_near():
             blocker = self.tenant() or "an exclusive model"
             return [refusals.utility_paused(request, model_id, blocker, self._retry_after(model_id, now))]
-        if state.phase is Phase.READY and not self._someone_else_waits(model_id):
+        if state.phase is Phase.READY and not self._someone_else_waits(model_id, now):
             return self._grant(request, model_id, now, since=now, cold=False)
         if state.phase is Phase.STOPPED and now < state.retry_at and not self.policies[model_id].keep_warm:
             return [refusals.backing_off(request, model_id, state, now)]

@@ -68,6 +68,10 @@ class Settings:
     queue_cap: Annotated[int, Bounds(ge=1)] = 100
     # A queued request waits at most its model's start timeout plus this (then 503).
     wait_margin: Seconds = 600.0
+    # While requests for another model wait, keep serving the tenant's own new requests for up to
+    # this long if they keep coming (an agent's burst), so one swap serves a whole burst. 0: swap as
+    # soon as the tenant drains. `python -m bench.schedule` compares the two on agent traffic.
+    swap_hold: Seconds = 0.0
     # "queue" waits for the GPU; "refuse" answers 429 with X-Busy-Model at once, like the original stack.
     busy_policy: Literal["queue", "refuse"] = "queue"
     # Exit after this long with no main model and no connection; the socket starts sparkd again. 0: never.

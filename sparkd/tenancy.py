@@ -13,9 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from sparkd.catalogue import Role
-from sparkd.effects import ArmIdleTimer, DisarmIdleTimer, Effect, Grant, StartUnit, StopUnit
+from sparkd.effects import ArmIdleTimer, DisarmIdleTimer, Effect, Grant, StartUnit, StopUnit, WakeAfter
 from sparkd.lifecycle import ModelState, ModelView, Phase, Policy, StartStep, Waiter
 from sparkd.refusals import retry_after
+
+# With a swap hold: an idle tenant that answered within this many seconds counts as refilling.
+REFILL_GAP = 15.0
 
 
 @dataclass
@@ -27,10 +30,14 @@ class Tenancy:
     fit_gate: bool = False  # refuse to start a model whose recorded need exceeds what is available
     pull_on_demand: bool = True  # a start without weights downloads them first (else 409)
     drop_page_cache: bool = False  # drop clean page cache before a start that fits only with it gone
+    # Seconds a swap may wait while the tenant's own queue keeps refilling (an agent's burst):
+    # one swap then serves a whole burst instead of each request. 0: swap as soon as it drains.
+    swap_hold: float = 0.0
     states: dict[str, ModelState] = field(default_factory=dict)
     queue: deque[Waiter] = field(default_factory=deque)
     owner: dict[int, str] = field(default_factory=dict)  # granted request -> model
     wanted: str | None = None  # a main model an operator asked for; started like a waiter's
+    _wake_at: float | None = None  # a WakeAfter already asked for, to look at a held swap again
 
     def __post_init__(self) -> None:
         for model_id in self.policies:
@@ -114,7 +121,12 @@ class Tenancy:
             else:
                 holder_state = self.states[holder]
                 if holder_state.phase is Phase.READY and not holder_state.in_flight:
-                    effects += self._stop(holder, "swap", now)
+                    held = self._swap_held_until(holder, head, now)
+                    if held is None:
+                        effects += self._stop(holder, "swap", now)
+                    elif self._wake_at is None or self._wake_at <= now or held < self._wake_at:
+                        self._wake_at = held
+                        effects.append(WakeAfter(held - now))
                 # STARTING: it will be ready, serve what it has, then drain; STOPPING: wait.
         effects += self._keep_utility_warm(now)
         return effects
@@ -231,10 +243,26 @@ class Tenancy:
             return []
         return self._arm_idle(model_id, now)
 
-    def _someone_else_waits(self, model_id: str) -> bool:
+    def _someone_else_waits(self, model_id: str, now: float | None = None) -> bool:
+        """Does a request for another GPU model wait (and, with a swap hold, has it waited long
+        enough that the tenant's new requests must queue behind it)?"""
         if not self.policies[model_id].holds_gpu:
             return False
-        return any(w.model != model_id and self.policies[w.model].holds_gpu for w in self.queue)
+        head = next((w for w in self.queue if w.model != model_id and self.policies[w.model].holds_gpu), None)
+        if head is None:
+            return False
+        return now is None or not self.swap_hold or now - head.since >= self.swap_hold
+
+    def _swap_held_until(self, holder: str, head: Waiter | None, now: float) -> float | None:
+        """When an idle tenant may be swapped out for `head`, if not now: while the head has waited
+        less than the hold and the tenant answered a moment ago (its queue refills)."""
+        if not self.swap_hold or head is None:
+            return None
+        last = self.states[holder].last_done
+        if last is None or now - last >= REFILL_GAP:
+            return None
+        until = min(head.since + self.swap_hold, last + REFILL_GAP)
+        return until if until > now else None
 
     def _has_waiters(self, model_id: str) -> bool:
         return any(w.model == model_id for w in self.queue)

@@ -20,7 +20,11 @@ SPARK = {
     "util": EngineProfile(start=40.0, stop=5.0, service=0.3, role=Role.UTILITY),
     "big": EngineProfile(start=300.0, stop=15.0, service=20.0, role=Role.EXCLUSIVE),
 }
-POLICIES = {"sparkd": {}, "original (429 when busy)": {"refuse_when_busy": True}}
+POLICIES: dict[str, dict[str, object]] = {
+    "sparkd, drain then swap": {},
+    "sparkd, swap hold 90 s": {"swap_hold": 90.0},
+    "original (429 when busy)": {"refuse_when_busy": True},
+}
 TRACES = {
     "one agent, 24 h": one_agent,
     "two agents on two models, 24 h": two_agents,

@@ -89,6 +89,7 @@ class Outcome:
 class Simulation:
     profiles: dict[str, EngineProfile]
     refuse_when_busy: bool = False
+    swap_hold: float = 0.0
     queue_cap: int = 1000
     wait_margin: float = 3600.0
     now: float = 0.0
@@ -107,6 +108,7 @@ class Simulation:
             queue_cap=self.queue_cap,
             wait_margin=self.wait_margin,
             refuse_when_busy=self.refuse_when_busy,
+            swap_hold=self.swap_hold,
         )
         self.outcome = Outcome()
 
