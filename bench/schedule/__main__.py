@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+from bench.schedule.agents import run_agents, two_agents_closed
 from bench.schedule.scenarios import POLICIES, SPARK, TRACES
 from bench.schedule.sim import Simulation
 
@@ -35,6 +36,16 @@ def main() -> int:
             summary = outcome.summary()
             assert outcome.two_tenants == 0 and outcome.lost == 0
             print(f"  {policy:28}" + "".join(f"{summary[c]:>14.2f}" for c in columns) + f"{took:>12.2f}")
+    # Agents that wait for each answer before the next request (closed loop), as coding agents do.
+    print("\ntwo closed-loop agents on two models, 24 h")
+    print(f"  {'policy':28}" + "".join(f"{c:>14}" for c in columns) + f"{'replay (s)':>12}")
+    for policy, options in POLICIES.items():
+        began = time.monotonic()
+        outcome = run_agents(Simulation(SPARK, **options), two_agents_closed())  # type: ignore[arg-type]
+        took = time.monotonic() - began
+        summary = outcome.summary()
+        assert outcome.two_tenants == 0 and outcome.lost == 0
+        print(f"  {policy:28}" + "".join(f"{summary[c]:>14.2f}" for c in columns) + f"{took:>12.2f}")
     return 0
 
 

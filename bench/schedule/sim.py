@@ -98,6 +98,8 @@ class Simulation:
     _arrived: dict[int, Arrival] = field(default_factory=dict)
     _timers: dict[str, int] = field(default_factory=dict)  # model -> the armed idle timer's token
     _starting_since: dict[str, float] = field(default_factory=dict)
+    _ids: itertools.count[int] = field(default_factory=itertools.count)
+    _then: dict[int, Callable[[bool], None]] = field(default_factory=dict)  # answered (True) or refused
 
     def __post_init__(self) -> None:
         self.scheduler = Scheduler(
@@ -115,13 +117,20 @@ class Simulation:
     def at(self, when: float, action: Callable[[], None]) -> None:
         heapq.heappush(self._events, (when, next(self._seq), action))
 
+    def submit(self, arrival: Arrival, then: Callable[[bool], None] | None = None) -> None:
+        """A request at `arrival.at`; `then` hears whether it was answered (a closed-loop client)."""
+        request = next(self._ids)
+        self._arrived[request] = arrival
+        if then is not None:
+            self._then[request] = then
+        self.at(arrival.at, partial(self._event, "on_request", request, arrival.model))
+
     def replay(self, trace: list[Arrival]) -> Outcome:
-        for request, arrival in enumerate(trace):
-            self._arrived[request] = arrival
-            self.at(
-                arrival.at,
-                partial(self._event, "on_request", request, arrival.model),
-            )
+        for arrival in trace:
+            self.submit(arrival)
+        return self.run()
+
+    def run(self) -> Outcome:
         while self._events:
             self.now, _, action = heapq.heappop(self._events)
             action()
@@ -152,10 +161,13 @@ class Simulation:
             longest = self.outcome.longest_wait_by_client
             longest[arrival.client] = max(longest.get(arrival.client, 0.0), wait)
             service = self.profiles[effect.model].service
-            self.at(now + service, partial(self._event, "on_finished", effect.request))
+            self.at(now + service, partial(self._finished, effect.request))
         elif isinstance(effect, Reject):
             self._arrived.pop(effect.request, None)
             self.outcome.refused += 1
+            then = self._then.pop(effect.request, None)
+            if then is not None:
+                then(False)
         elif isinstance(effect, WatchDeadline):
             self.at(now + effect.seconds, partial(self._event, "on_deadline", effect.request))
         elif isinstance(effect, StartUnit):
@@ -194,6 +206,12 @@ class Simulation:
     def _event(self, name: str, *args: object) -> None:
         """Scheduler.<name>(*args, now), its effects carried out."""
         self._apply(getattr(self.scheduler, name)(*args, self.now))
+
+    def _finished(self, request: int) -> None:
+        self._apply(self.scheduler.on_finished(request, self.now))
+        then = self._then.pop(request, None)
+        if then is not None:
+            then(True)
 
     def _job_done(self, model: str, job: str) -> None:
         self._apply(self.scheduler.on_job_done(model, job, "done", self.now))

@@ -47,3 +47,15 @@ def test_every_scenario_under_every_policy_loses_nothing_and_never_has_two_tenan
     outcome = Simulation(SPARK, **POLICIES[policy]).replay(TRACES[trace]())  # type: ignore[arg-type]
     assert (outcome.lost, outcome.two_tenants) == (0, 0)
     assert len(outcome.waits) + outcome.refused == len(TRACES[trace]())
+
+
+def test_closed_loop_agents_wait_for_each_answer_and_a_swap_hold_serves_them_more() -> None:
+    from bench.schedule.agents import run_agents, two_agents_closed
+
+    drained = run_agents(Simulation(SPARK), two_agents_closed(hours=6))
+    held = run_agents(Simulation(SPARK, swap_hold=300.0), two_agents_closed(hours=6))
+    for outcome in (drained, held):
+        assert (outcome.lost, outcome.two_tenants, outcome.refused) == (0, 0, 0)
+    # Drain-then-swap swaps for nearly every request of two alternating agents; the hold does not.
+    assert len(held.waits) > 2 * len(drained.waits)
+    assert held.starts < drained.starts
