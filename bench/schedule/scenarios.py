@@ -23,7 +23,7 @@ SPARK = {
 POLICIES: dict[str, dict[str, object]] = {
     "sparkd, drain then swap": {},
     "sparkd, swap hold 90 s": {"swap_hold": 90.0},
-    "sparkd, swap hold 300 s": {"swap_hold": 300.0},
+    "sparkd, swap hold 600 s": {"swap_hold": 600.0},
     "original (429 when busy)": {"refuse_when_busy": True},
 }
 TRACES = {

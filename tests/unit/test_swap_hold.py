@@ -35,8 +35,8 @@ def test_a_tenant_that_answered_a_moment_ago_is_not_swapped_out_until_its_burst_
     s.on_request(2, B, now=1)
     effects = s.on_finished(1, now=5)  # A idle, but it answered just now: its queue may refill
     assert not any(isinstance(e, StopUnit) for e in effects)
-    assert WakeAfter(15.0) in effects  # looked at again when the refill gap is over
-    assert StopUnit(A, "swap") in s.on_wake(now=20)
+    assert WakeAfter(60.0) in effects  # looked at again when the refill gap (60 s) is over
+    assert StopUnit(A, "swap") in s.on_wake(now=65)
 
 
 def test_without_a_hold_the_swap_comes_as_soon_as_the_tenant_drains() -> None:
