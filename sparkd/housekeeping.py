@@ -80,7 +80,7 @@ class Housekeeping:
             "sample", {"at": time.time(), "available_bytes": available, "models": needs, "cgroups": cgroups}
         )
 
-    def _publish(self, now: float) -> None:
+    def _publish(self, events: EventHub, now: float) -> None:
         """Each model whose phase, start step or load changed since the last tick, as an event."""
         views = {v.id: v for v in self.runtime.scheduler.views(now)}
         seen = {m: (v.phase.value, v.start_step, v.in_flight, v.queued) for m, v in views.items()}
@@ -88,7 +88,7 @@ class Housekeeping:
             view, before = views[model], self._seen.get(model)
             if before is None and view.phase.value == "stopped":
                 continue  # first seen, at rest: nothing happened
-            self.events.publish(  # type: ignore[union-attr]
+            events.publish(
                 "state",
                 {
                     "at": time.time(),
@@ -112,7 +112,7 @@ class Housekeeping:
                     save_memory(self.memory_file, self.runtime.memory)
         scheduler = self.runtime.scheduler
         if self.events is not None:
-            self._publish(now)
+            self._publish(self.events, now)
         self.notifier.status(status_line(scheduler, now))
         interval = self.notifier.watchdog_interval
         if interval and now - self._last_ping >= interval:

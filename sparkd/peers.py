@@ -63,17 +63,20 @@ class PeerTable:
         return [(p, m) for p in self.peers for m in self.states.get(p.name, PeerState()).models]
 
     def report(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "name": p.name,
-                "url": p.url,
-                "up": self.states.get(p.name, PeerState()).error is None
-                and self.states.get(p.name, PeerState()).asked_at is not None,
-                "models": list(self.states.get(p.name, PeerState()).models),
-                "error": self.states.get(p.name, PeerState()).error,
-            }
-            for p in self.peers
-        ]
+        report = []
+        for peer in self.peers:
+            state = self.states.get(peer.name, PeerState())
+            up = state.asked_at is not None and state.error is None
+            report.append(
+                {
+                    "name": peer.name,
+                    "url": peer.url,
+                    "up": up,
+                    "models": list(state.models),
+                    "error": state.error,
+                }
+            )
+        return report
 
 
 @dataclass

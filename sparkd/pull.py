@@ -77,24 +77,6 @@ class Plan:
         return done
 
 
-@dataclass(frozen=True)
-class Pull:
-    """One model's pull: the plans it carries out, one after the other."""
-
-    plans: tuple[Plan, ...]
-
-    @property
-    def total(self) -> int:
-        return sum(p.total for p in self.plans)
-
-    def done_bytes(self) -> int:
-        return sum(p.done_bytes() for p in self.plans)
-
-    def run(self, token: str | None, endpoint: str, stop: threading.Event) -> None:
-        for plan in self.plans:
-            Download(plan, token, endpoint, stop).run()
-
-
 def chosen(paths: Iterable[str]) -> list[str]:
     """The repository files an engine needs: everything but other weight formats and originals."""
     names = list(paths)

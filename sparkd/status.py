@@ -25,6 +25,12 @@ class Disk:
     pulled_bytes: Mapping[str, int] = field(default_factory=dict)
     not_pulled: frozenset[str] = frozenset()  # hub downloads still to do
 
+    def weights(self, model_id: str) -> str | None:
+        """ "pulled", "not pulled", or None for weights that are no hub download."""
+        if model_id in self.not_pulled:
+            return "not pulled"
+        return "pulled" if model_id in self.pulled_bytes else None
+
 
 def snapshot(
     scheduler: Tenancy,
@@ -63,11 +69,7 @@ def snapshot(
                 "need_measured": sized.need_measured,
                 "fits_now": sized.need <= available if sized.need is not None and available else None,
                 "pull": _pull(disk.pulls.get(model.id)),
-                "weights": "not pulled"
-                if model.id in disk.not_pulled
-                else "pulled"
-                if model.id in disk.pulled_bytes
-                else None,
+                "weights": disk.weights(model.id),
                 "loading": disk.loading.get(model.id),
             }
         )

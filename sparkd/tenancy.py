@@ -244,7 +244,7 @@ class Tenancy:
             return []
         return self._arm_idle(model_id, now)
 
-    def _someone_else_waits(self, model_id: str, now: float | None = None) -> bool:
+    def _someone_else_waits(self, model_id: str, now: float) -> bool:
         """Does a request for another GPU model wait (and, with a swap hold, has it waited long
         enough that the tenant's new requests must queue behind it)?"""
         if not self.policies[model_id].holds_gpu:
@@ -252,7 +252,7 @@ class Tenancy:
         head = next((w for w in self.queue if w.model != model_id and self.policies[w.model].holds_gpu), None)
         if head is None:
             return False
-        return now is None or not self.swap_hold or now - head.since >= self.swap_hold
+        return not self.swap_hold or now - head.since >= self.swap_hold
 
     def _swap_held_until(self, holder: str, head: Waiter | None, now: float) -> float | None:
         """When an idle tenant may be swapped out for `head`, if not now: while the head has waited

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path, PurePosixPath
 
+from sparkd import quadlet
 from sparkd.model import Model
 from sparkd.quadlet import HostFacts
 
@@ -68,12 +69,9 @@ def host_path(model: Model, container_path: str, host: HostFacts) -> Path | None
         target_path = PurePosixPath(target)
         if inside != target_path and target_path not in inside.parents:
             continue
-        for root, directory in host.volume_roots().items():
-            if source.startswith(root):
-                source = str(directory) + source[len(root) :]
         depth = len(target_path.parts)
         if best is None or depth > best[0]:
-            best = (depth, Path(source) / inside.relative_to(target_path))
+            best = (depth, Path(quadlet.host_path(source, host)) / inside.relative_to(target_path))
     return best[1] if best else None
 
 

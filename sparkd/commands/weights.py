@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from sparkd.catalogue import Catalogue
     from sparkd.model import Model
     from sparkd.progress import Progress
-    from sparkd.pull import Pull
+    from sparkd.pull import Download, Plan
     from sparkd.quadlet import HostFacts
     from sparkd.settings import Settings
 
@@ -87,7 +87,7 @@ def _hub_model(model: Model) -> bool:
 
 def pull_one(model: Model, catalogue: Catalogue, host: HostFacts, settings: Settings, revision: str) -> int:
     from sparkd import secrets, weights
-    from sparkd.pull import Pull, PullError, plan_pull, shortfall
+    from sparkd.pull import Download, PullError, plan_pull, shortfall
 
     repo = weights.hub_repo(model)
     cache = weights.host_cache(model, host)
@@ -98,69 +98,64 @@ def pull_one(model: Model, catalogue: Catalogue, host: HostFacts, settings: Sett
         return EXIT_USAGE
     token = secrets.value(settings.secrets_dir, "HF_TOKEN")
     try:
-        pull = Pull((plan_pull(repo, revision, cache, token, settings.hub_endpoint),))
+        plan = plan_pull(repo, revision, cache, token, settings.hub_endpoint)
     except PullError as error:
         print(f"sparkd: {model.id}: {error}", file=sys.stderr)
         return EXIT_FAILED
-    for plan in pull.plans:
-        missing = shortfall(plan, _free_bytes(plan.cache))
-        if missing:
-            to_go = (plan.total - plan.done_bytes()) / 1e9
-            print(
-                f"sparkd: {model.id} needs {plan.total / 1e9:.1f} GB ({to_go:.1f} to go) and {plan.cache} "
-                f"lacks {missing / 1e9:.1f} GB of free space (1 GiB stays free)",
-                file=sys.stderr,
-            )
-            return EXIT_FAILED
-    main = pull.plans[0]
-    print(f"{model.id}: {repo}@{main.commit[:12]}, {len(main.files)} files, {pull.total / 1e9:.2f} GB")
+    missing = shortfall(plan, _free_bytes(cache))
+    if missing:
+        to_go = (plan.total - plan.done_bytes()) / 1e9
+        print(
+            f"sparkd: {model.id} needs {plan.total / 1e9:.1f} GB ({to_go:.1f} to go) and {cache} "
+            f"lacks {missing / 1e9:.1f} GB of free space (1 GiB stays free)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    print(f"{model.id}: {repo}@{plan.commit[:12]}, {len(plan.files)} files, {plan.total / 1e9:.2f} GB")
     stop = threading.Event()
     outcome: list[BaseException] = []
-    worker = threading.Thread(
-        target=_run, args=(pull, token, settings.hub_endpoint, stop, outcome), daemon=True
-    )
+    download = Download(plan, token, settings.hub_endpoint, stop)
+    worker = threading.Thread(target=_run, args=(download, outcome), daemon=True)
     started = time.monotonic()
     report = ProgressReport(model.id, progress_dir(settings) / f"{model.id}.json", sys.stdout.isatty())
     worker.start()
     try:
-        _watch(pull, worker, report)
+        _watch(plan, worker, report)
     except KeyboardInterrupt:
         stop.set()
         worker.join()
-        report.finish(pull, f"interrupted at {pull.done_bytes() / 1e9:.1f} GB")
+        report.finish(plan, f"interrupted at {plan.done_bytes() / 1e9:.1f} GB")
         print(f"\n{model.id}: interrupted; `sparkd pull {model.id}` goes on from here", file=sys.stderr)
         return EXIT_INTERRUPTED
     if outcome:
-        report.finish(pull, str(outcome[0]))
+        report.finish(plan, str(outcome[0]))
         print(f"sparkd: {model.id}: {outcome[0]}", file=sys.stderr)
         return EXIT_FAILED
-    record = weights.Pulled(repo, revision, main.commit, pull.total, len(main.files))
+    record = weights.Pulled(repo, revision, plan.commit, plan.total, len(plan.files))
     for other in catalogue:  # models on the same weights share the pull
         if weights.hub_repo(other) == repo and weights.host_cache(other, host) == cache:
             weights.write_record(host.state_dir, other.id, record)
-    report.finish(pull, None)
+    report.finish(plan, None)
     took = time.monotonic() - started
-    print(f"{model.id}: pulled {pull.total / 1e9:.2f} GB in {took:.0f}s into {main.folder}")
+    print(f"{model.id}: pulled {plan.total / 1e9:.2f} GB in {took:.0f}s into {plan.folder}")
     return 0
 
 
-def _run(
-    pull: Pull, token: str | None, endpoint: str, stop: threading.Event, outcome: list[BaseException]
-) -> None:
+def _run(download: Download, outcome: list[BaseException]) -> None:
     try:
-        pull.run(token, endpoint, stop)
+        download.run()
     except BaseException as error:  # reported by the main thread
         outcome.append(error)
 
 
-def _watch(pull: Pull, worker: threading.Thread, report: ProgressReport) -> None:
+def _watch(plan: Plan, worker: threading.Thread, report: ProgressReport) -> None:
     from sparkd.progress import Progress, RateMeter
 
     meter = RateMeter()
     while worker.is_alive():
         worker.join(0.5)
-        done = pull.done_bytes()
-        report.show(Progress(done, pull.total, meter.add(time.monotonic(), done)))
+        done = plan.done_bytes()
+        report.show(Progress(done, plan.total, meter.add(time.monotonic(), done)))
 
 
 class ProgressReport:
@@ -189,10 +184,10 @@ class ProgressReport:
             self._last_line = time.monotonic()
             print(f"{self.model_id}: {progress.line()}", flush=True)
 
-    def finish(self, pull: Pull, error: str | None) -> None:
+    def finish(self, plan: Plan, error: str | None) -> None:
         from sparkd.progress import Progress
 
-        self._write(Progress(pull.done_bytes(), pull.total, 0.0, finished=True, error=error))
+        self._write(Progress(plan.done_bytes(), plan.total, 0.0, finished=True, error=error))
         if self.terminal:
             print()
 
