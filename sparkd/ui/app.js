@@ -84,13 +84,19 @@ function renderStatus() {
         model.weights === "not pulled" ? el("button", { onclick: () => control(model.id, "pull") }, "Pull") : ""));
   });
   $("#model-rows").replaceChildren(...rows);
-  $("#chat-model").replaceChildren(...status.models.map((m) => el("option", { value: m.id }, m.id)));
-  const units = ["sparkd", ...status.models.map((m) => m.id)];
-  if ($("#logs-unit").options.length !== units.length) {
-    $("#logs-unit").replaceChildren(...units.map((u) => el("option", { value: u }, u)));
-  }
+  offer($("#chat-model"), status.models.map((m) => m.id));
+  offer($("#logs-unit"), ["sparkd", ...status.models.map((m) => m.id)]);
   $("#memory-rows").replaceChildren(...status.models.filter((m) => m.memory_bytes || m.observed_need_bytes)
     .map((m) => el("tr", {}, el("td", {}, m.id), el("td", {}, gib(m.memory_bytes)), el("td", {}, gib(m.observed_need_bytes)))));
+}
+
+// Redraws a <select> only when its choices change, keeping what the person picked.
+function offer(select, values) {
+  const current = [...select.options].map((option) => option.value);
+  if (current.join("\n") === values.join("\n")) return;
+  const picked = select.value;
+  select.replaceChildren(...values.map((value) => el("option", { value }, value)));
+  if (values.includes(picked)) select.value = picked;
 }
 
 async function control(model, action) {
