@@ -59,6 +59,8 @@ class Bench:
         self, settings: str = "quiet_exit = 0\nqueue_cap = 2000\n", models: str = BASE_MODELS
     ) -> None:
         listen = f"127.0.0.1:{SPARKD_PORT}"
+        # Swaps at once: the swap figure is sparkd's own cost, not the policy's wait (docs/scheduling.md).
+        settings = "swap_hold = 0\n" + settings
         install_sparkd(self.bed, listen, KEY, settings=settings, models=models, command=PACKAGED_SPARKD)
 
     def unit(self, model: str) -> str:

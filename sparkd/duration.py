@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 
 from sparkd.schema import Parse
 
@@ -49,3 +49,17 @@ def format_seconds(seconds: float) -> str:
 # when it has bounds too (the parse comes last, so it runs first).
 DURATION = Parse(parse_seconds)
 Seconds = Annotated[float, DURATION]
+
+
+def parse_seconds_or_auto(value: object) -> float | str:
+    """The word auto as it is, anything else as a duration."""
+    if value == "auto":
+        return "auto"
+    try:
+        return parse_seconds(value)
+    except ValueError as error:
+        raise ValueError(f'{error}, or "auto"') from None
+
+
+# A duration that may also be "auto" (sparkd works it out).
+SecondsOrAuto = Annotated[float | Literal["auto"], Parse(parse_seconds_or_auto)]

@@ -13,8 +13,9 @@ The rules:
   whenever no exclusive model holds the GPU, and stopped (and waited for)
   before an exclusive model starts. A failed start backs off.
 - A request for the ready tenant is granted at once, unless a request for
-  another model waits: then it queues behind it (FIFO fairness). Waiters for
-  the same model are granted together.
+  another model waits: then it queues behind it (FIFO fairness), once the
+  swap hold is over (the tenant's burst may finish first; see `Tenancy`).
+  Waiters for the same model are granted together (not in `strict_order`).
 - A busy tenant (requests in flight) is never evicted: the next model waits
   until it drains. An idle one is stopped as soon as someone waits for another.
 - Bounds: per-model queue cap (429 at once) and a per-request wait deadline

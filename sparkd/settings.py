@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from sparkd.catalogue import SHIPPED_DIR
-from sparkd.duration import Seconds
+from sparkd.duration import Seconds, SecondsOrAuto
 from sparkd.schema import STRICT, Bounds, FieldError, validate
 
 DEFAULT_PATH = Path("/etc/sparkd/sparkd.toml")
@@ -69,10 +69,11 @@ class Settings:
     # A queued request waits at most its model's start timeout plus this (then 503).
     wait_margin: Seconds = 600.0
     # While requests for another model wait, keep serving the tenant's own new requests for up to
-    # this long if they keep coming (an agent's burst), so one swap serves a whole burst. 0: swap as
-    # soon as the tenant drains. `python -m bench.schedule` compares them on agent traffic (two
-    # closed-loop agents: 600 s halves the swaps and lowers p95 time to first byte).
-    swap_hold: Seconds = 0.0
+    # this long if they keep coming (an agent's burst), so one swap serves a whole burst. "auto":
+    # as long as swapping there and back would take (both models' measured starts). 0: swap as soon
+    # as the tenant drains. Never so long that the waiter would pass its deadline. docs/scheduling.md
+    # compares them on a day of agent traffic.
+    swap_hold: SecondsOrAuto = "auto"
     # "queue" waits for the GPU; "refuse" answers 429 with X-Busy-Model at once, like the original stack.
     busy_policy: Literal["queue", "refuse"] = "queue"
     # Exit after this long with no main model and no connection; the socket starts sparkd again. 0: never.

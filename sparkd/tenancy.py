@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 from sparkd.catalogue import Role
 from sparkd.effects import ArmIdleTimer, DisarmIdleTimer, Effect, Grant, StartUnit, StopUnit, WakeAfter
@@ -18,8 +19,11 @@ from sparkd.lifecycle import ModelState, ModelView, Phase, Policy, StartStep, Wa
 from sparkd.refusals import retry_after
 
 # With a swap hold: an idle tenant that answered within this many seconds counts as refilling
-# (an agent's own work between two requests; 60 s did best for closed-loop agents in bench/schedule).
-REFILL_GAP = 60.0
+# (an agent's own work between two requests). In bench/schedule 60 s saves a fifth more starts
+# for two agents than 30 s, but a person who just switched models would wait up to a minute.
+REFILL_GAP = 30.0
+# What stopping a tenant is taken to cost when a hold is weighed against a waiter's deadline.
+STOP_ALLOWANCE = 30.0
 
 
 @dataclass
@@ -32,8 +36,13 @@ class Tenancy:
     pull_on_demand: bool = True  # a start without weights downloads them first (else 409)
     drop_page_cache: bool = False  # drop clean page cache before a start that fits only with it gone
     # Seconds a swap may wait while the tenant's own queue keeps refilling (an agent's burst):
-    # one swap then serves a whole burst instead of each request. 0: swap as soon as it drains.
-    swap_hold: float = 0.0
+    # one swap then serves a whole burst instead of each request. 0: swap as soon as it drains;
+    # "auto": as long as bringing the tenant back would take (its measured start). Never so long
+    # that the waiter would miss its deadline.
+    swap_hold: float | Literal["auto"] = 0.0
+    # Serve strictly in arrival order, as llama-swap does: waiters for the new tenant are granted
+    # only up to the first waiter for another model. For comparison in bench/schedule.
+    strict_order: bool = False
     states: dict[str, ModelState] = field(default_factory=dict)
     queue: deque[Waiter] = field(default_factory=deque)
     owner: dict[int, str] = field(default_factory=dict)  # granted request -> model
@@ -220,13 +229,25 @@ class Tenancy:
 
     def _grant_waiters(self, model_id: str, now: float) -> list[Effect]:
         effects: list[Effect] = []
-        for waiter in [w for w in self.queue if w.model == model_id]:
+        for waiter in self._waiters_to_grant(model_id):
             self.queue.remove(waiter)
             # Cold: the model became ready while this request waited for it.
             ready_at = self.states[model_id].ready_at
             cold = ready_at is not None and ready_at >= waiter.since
             effects += self._grant(waiter.request, model_id, now, since=waiter.since, cold=cold)
         return effects
+
+    def _waiters_to_grant(self, model_id: str) -> list[Waiter]:
+        """Every waiter for `model_id`; in strict order only those ahead of any other GPU model's."""
+        if not (self.strict_order and self.policies[model_id].holds_gpu):
+            return [w for w in self.queue if w.model == model_id]
+        run = []
+        for waiter in self.queue:
+            if waiter.model == model_id:
+                run.append(waiter)
+            elif self.policies[waiter.model].holds_gpu:
+                break
+        return run
 
     def _arm_idle(self, model_id: str, now: float) -> list[Effect]:
         policy, state = self.policies[model_id], self.states[model_id]
@@ -252,18 +273,36 @@ class Tenancy:
         head = next((w for w in self.queue if w.model != model_id and self.policies[w.model].holds_gpu), None)
         if head is None:
             return False
-        return not self.swap_hold or now - head.since >= self.swap_hold
+        return now >= self._hold_ends(model_id, head)
 
     def _swap_held_until(self, holder: str, head: Waiter | None, now: float) -> float | None:
         """When an idle tenant may be swapped out for `head`, if not now: while the head has waited
         less than the hold and the tenant answered a moment ago (its queue refills)."""
-        if not self.swap_hold or head is None:
+        if head is None:
             return None
         last = self.states[holder].last_done
         if last is None or now - last >= REFILL_GAP:
             return None
-        until = min(head.since + self.swap_hold, last + REFILL_GAP)
+        until = min(self._hold_ends(holder, head), last + REFILL_GAP)
         return until if until > now else None
+
+    def _hold_ends(self, holder: str, head: Waiter) -> float:
+        """Until when `holder` may keep serving its own new requests while `head` waits for another
+        model: the swap hold, counted from when both the waiter and the tenant were there (a tenant
+        swapped in gets its turn, whatever its start took), and never so long that stopping it and
+        starting head's model would end past head's deadline."""
+        if not self.swap_hold:
+            return head.since
+        state = self.states[holder]
+        hold = (
+            state.start_estimate() + self.states[head.model].start_estimate()
+            if self.swap_hold == "auto"
+            else self.swap_hold
+        )
+        since = max(head.since, state.ready_at if state.ready_at is not None else head.since)
+        deadline = head.since + self.policies[head.model].start_timeout + self.wait_margin
+        latest = deadline - self.states[head.model].start_estimate() - STOP_ALLOWANCE
+        return max(head.since, min(since + hold, latest))
 
     def _has_waiters(self, model_id: str) -> bool:
         return any(w.model == model_id for w in self.queue)

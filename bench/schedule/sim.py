@@ -1,9 +1,10 @@
 """A discrete-event simulation that drives sparkd's real `Scheduler` with a virtual clock.
 
-Engines are simulated from a profile (start, stop and service seconds per model);
-requests come from a trace. Every effect the scheduler returns is carried out as
-the runtime would, but in virtual time: a start takes the profile's seconds, a stop
-too, an idle timer fires when it is due. Nothing sleeps, so a day of traffic
+Engines are simulated from a profile (start, stop and service seconds per model,
+`bench/schedule/profile.py`); requests come from clients replaying a trace
+(`bench/schedule/replay.py`). Every effect the scheduler returns is carried out
+as the runtime would, but in virtual time: a start takes the profile's seconds, a
+stop too, an idle timer fires when it is due. Nothing sleeps, so a day of traffic
 replays in seconds, and the decisions are exactly the daemon's.
 """
 
@@ -11,11 +12,12 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Literal
 
+from bench.schedule.profile import EngineProfile
 from sparkd.catalogue import Role
 from sparkd.effects import (
     AbortInFlight,
@@ -38,115 +40,103 @@ from sparkd.lifecycle import Phase, Policy
 from sparkd.scheduler import Scheduler
 
 MEMORY = 128 * 2**30  # what the simulated machine has available
+WAIT_MARGIN = 600.0  # sparkd's default: a waiter's deadline is its model's start_timeout plus this
 
 
-@dataclass(frozen=True)
-class EngineProfile:
-    start: float  # seconds from StartUnit to healthy
-    stop: float  # seconds from StopUnit to inactive
-    service: float  # seconds one request takes once granted
-    role: Role = Role.MAIN
-    idle_timeout: float = 1200.0
-
-
-@dataclass(frozen=True)
-class Arrival:
-    at: float
-    model: str
-    client: str
+def _ignore(now: float) -> None:
+    pass
 
 
 @dataclass
-class Outcome:
-    """What happened to the requests and the GPU over one replay."""
+class Request:
+    """One request as the simulated engines see it; its client hears how it went."""
 
-    waits: list[float] = field(
-        default_factory=list
-    )  # arrival to grant (time to first byte, less the engine's)
-    refused: int = 0
-    lost: int = 0  # neither granted nor refused by the end: must stay 0
+    model: str
+    on_grant: Callable[[float], None] = _ignore
+    on_done: Callable[[float], None] = _ignore
+    on_refused: Callable[[float], None] = _ignore
+
+
+@dataclass
+class Machine:
+    """What happened to the GPU over one replay."""
+
     starts: int = 0  # starts of GPU tenants: swaps, and cold starts after an idle stop
     loading_seconds: float = 0.0  # time some GPU tenant was starting
-    longest_wait_by_client: dict[str, float] = field(default_factory=dict)
+    refusals: int = 0  # 429s and 503s answered (a client that retries counts each)
     two_tenants: int = 0  # moments with two GPU tenants: must stay 0
+    phases: list[tuple[float, str, str]] = field(default_factory=list)  # (at, model, phase), each change
     span: float = 0.0
-
-    def summary(self) -> dict[str, float]:
-        waits = sorted(self.waits) or [0.0]
-        return {
-            "served": float(len(self.waits)),
-            "refused": float(self.refused),
-            "lost": float(self.lost),
-            "ttfb_mean_s": statistics.fmean(waits),
-            "ttfb_p95_s": waits[min(len(waits) - 1, int(0.95 * len(waits)))],
-            "ttfb_max_s": waits[-1],
-            "starts": float(self.starts),
-            "loading_share": self.loading_seconds / self.span if self.span else 0.0,
-        }
 
 
 @dataclass
 class Simulation:
     profiles: dict[str, EngineProfile]
     refuse_when_busy: bool = False
-    swap_hold: float = 0.0
+    swap_hold: float | Literal["auto"] = 0.0
+    strict_order: bool = False
     queue_cap: int = 1000
-    wait_margin: float = 3600.0
+    wait_margin: float = WAIT_MARGIN
     now: float = 0.0
     _events: list[tuple[float, int, Callable[[], None]]] = field(default_factory=list)
     _seq: itertools.count[int] = field(default_factory=itertools.count)
-    _arrived: dict[int, Arrival] = field(default_factory=dict)
+    _requests: dict[int, Request] = field(default_factory=dict)
     _timers: dict[str, int] = field(default_factory=dict)  # model -> the armed idle timer's token
     _starting_since: dict[str, float] = field(default_factory=dict)
-    _ids: itertools.count[int] = field(default_factory=itertools.count)
-    _then: dict[int, Callable[[bool], None]] = field(default_factory=dict)  # answered (True) or refused
 
     def __post_init__(self) -> None:
         self.scheduler = Scheduler(
             {
-                model: Policy(p.role, p.idle_timeout, min_uptime=0.0, start_timeout=max(60.0, 4 * p.start))
+                model: Policy(p.role, p.idle_timeout, min_uptime=0.0, start_timeout=p.start_timeout)
                 for model, p in self.profiles.items()
             },
             queue_cap=self.queue_cap,
             wait_margin=self.wait_margin,
             refuse_when_busy=self.refuse_when_busy,
             swap_hold=self.swap_hold,
+            strict_order=self.strict_order,
         )
-        self.outcome = Outcome()
+        self.machine = Machine()
+        self._phases = {model: Phase.STOPPED for model in self.profiles}
+
+    def deadline(self, model: str) -> float:
+        """How long a request for `model` may wait before sparkd gives up on it (503)."""
+        return self.profiles[model].start_timeout + self.wait_margin
 
     def at(self, when: float, action: Callable[[], None]) -> None:
         heapq.heappush(self._events, (when, next(self._seq), action))
 
-    def submit(self, arrival: Arrival, then: Callable[[bool], None] | None = None) -> None:
-        """A request at `arrival.at`; `then` hears whether it was answered (a closed-loop client)."""
-        request = next(self._ids)
-        self._arrived[request] = arrival
-        if then is not None:
-            self._then[request] = then
-        self.at(arrival.at, partial(self._event, "on_request", request, arrival.model))
+    def submit(self, at: float, request: Request) -> None:
+        self.at(at, partial(self._arrive, request))
 
-    def replay(self, trace: list[Arrival]) -> Outcome:
-        for arrival in trace:
-            self.submit(arrival)
-        return self.run()
-
-    def run(self) -> Outcome:
+    def run(self) -> Machine:
         while self._events:
             self.now, _, action = heapq.heappop(self._events)
             action()
-            self._check_tenancy()
-        self.outcome.span = self.now
-        self.outcome.lost = len(self._arrived)
-        return self.outcome
+            self._watch_tenancy()
+        self.machine.span = self.now
+        return self.machine
 
-    def _check_tenancy(self) -> None:
-        holding = [
-            m
-            for m in self.profiles
-            if self.profiles[m].role is not Role.UTILITY and self.scheduler.phase(m) is not Phase.STOPPED
-        ]
+    def in_progress(self) -> int:
+        """Requests neither answered nor refused: 0 once a replay has run."""
+        return len(self._requests)
+
+    def _arrive(self, request: Request) -> None:
+        number = next(self._seq)
+        self._requests[number] = request
+        self._apply(self.scheduler.on_request(number, request.model, self.now))
+
+    def _watch_tenancy(self) -> None:
+        holding = []
+        for model, profile in self.profiles.items():
+            phase = self.scheduler.phase(model)
+            if phase is not self._phases[model]:
+                self._phases[model] = phase
+                self.machine.phases.append((self.now, model, phase.value))
+            if profile.role is not Role.UTILITY and phase is not Phase.STOPPED:
+                holding.append(model)
         if len(holding) > 1:
-            self.outcome.two_tenants += 1
+            self.machine.two_tenants += 1
 
     def _apply(self, effects: list[Effect]) -> None:
         for effect in effects:
@@ -155,43 +145,30 @@ class Simulation:
     def _carry_out(self, effect: Effect) -> None:
         s, now = self.scheduler, self.now
         if isinstance(effect, Grant):
-            arrival = self._arrived.pop(effect.request)
-            wait = now - arrival.at
-            self.outcome.waits.append(wait)
-            longest = self.outcome.longest_wait_by_client
-            longest[arrival.client] = max(longest.get(arrival.client, 0.0), wait)
-            service = self.profiles[effect.model].service
-            self.at(now + service, partial(self._finished, effect.request))
+            self._requests[effect.request].on_grant(now)
+            self.at(now + self.profiles[effect.model].service, partial(self._finished, effect.request))
         elif isinstance(effect, Reject):
-            self._arrived.pop(effect.request, None)
-            self.outcome.refused += 1
-            then = self._then.pop(effect.request, None)
-            if then is not None:
-                then(False)
+            self.machine.refusals += 1
+            self._requests.pop(effect.request).on_refused(now)
         elif isinstance(effect, WatchDeadline):
             self.at(now + effect.seconds, partial(self._event, "on_deadline", effect.request))
         elif isinstance(effect, StartUnit):
             if self.profiles[effect.model].role is not Role.UTILITY:
-                self.outcome.starts += 1
+                self.machine.starts += 1
             self._starting_since[effect.model] = now
             self._apply(s.on_start_memory(effect.model, effect.attempt, MEMORY, None, now))
         elif isinstance(effect, SubmitStart):
             job = f"/job/{next(self._seq)}"
             self._apply(s.on_start_job(effect.model, effect.attempt, job, now))
-            start = self.profiles[effect.model].start
-            self.at(now + start, partial(self._job_done, effect.model, job))
+            self.at(now + self.profiles[effect.model].start, partial(self._job_done, effect.model, job))
         elif isinstance(effect, AwaitHealthy):
             self._apply(s.on_ready(effect.model, now))
         elif isinstance(effect, Ready):
             began = self._starting_since.pop(effect.model, now)
             if self.profiles[effect.model].role is not Role.UTILITY:
-                self.outcome.loading_seconds += now - began
+                self.machine.loading_seconds += now - began
         elif isinstance(effect, StopUnit):
-            stop = self.profiles[effect.model].stop
-            self.at(
-                now + stop,
-                partial(self._stopped, effect.model),
-            )
+            self.at(now + self.profiles[effect.model].stop, partial(self._stopped, effect.model))
         elif isinstance(effect, ArmIdleTimer):
             token = next(self._seq)
             self._timers[effect.model] = token
@@ -209,9 +186,7 @@ class Simulation:
 
     def _finished(self, request: int) -> None:
         self._apply(self.scheduler.on_finished(request, self.now))
-        then = self._then.pop(request, None)
-        if then is not None:
-            then(True)
+        self._requests.pop(request).on_done(self.now)
 
     def _job_done(self, model: str, job: str) -> None:
         self._apply(self.scheduler.on_job_done(model, job, "done", self.now))

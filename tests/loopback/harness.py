@@ -171,6 +171,7 @@ async def gateway(
     cors_origins: tuple[str, ...] = (),
     peers: tuple[Peer, ...] = (),
     check_settled: bool = True,  # off for a sparkd inside another's block: the outer one checks both
+    swap_hold: float | str = 0.0,  # swaps at once here; tests/unit/test_swap_hold.py pins the hold
 ) -> AsyncIterator[Bed]:
     runners: dict[str, web.AppRunner] = {}
     engines: dict[str, web.Application] = {}
@@ -194,6 +195,7 @@ async def gateway(
     settings = Settings(
         queue_cap=queue_cap,
         busy_policy=busy_policy,  # type: ignore[arg-type]
+        swap_hold=swap_hold,  # type: ignore[arg-type]
         fit_gate=fit_gate,
         drop_page_cache=drop_page_cache,  # type: ignore[arg-type]
         max_body_bytes=max_body,

@@ -117,7 +117,8 @@ def active_mains(bed: PrivateSystemd) -> set[str]:
 
 
 def install(bed: PrivateSystemd, settings: str = "quiet_exit = 0\n") -> None:
-    install_sparkd(bed, f"127.0.0.1:{PORT}", KEY, settings=settings, models=FAKE_MODELS)
+    # Swaps at once: these tests pin the mechanism; tests/unit/test_swap_hold.py pins the hold.
+    install_sparkd(bed, f"127.0.0.1:{PORT}", KEY, settings="swap_hold = 0\n" + settings, models=FAKE_MODELS)
 
 
 def uninstall(bed: PrivateSystemd) -> None:

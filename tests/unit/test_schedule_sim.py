@@ -1,12 +1,20 @@
-"""The scheduling simulation replays traffic through the real Scheduler: nothing lost, never two tenants."""
+"""The scheduling simulation replays traffic through the real Scheduler: clients behave as the trace
+says, nothing is lost, never two tenants, and sparkd's default policy meets issue 19's targets."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from bench.schedule.scenarios import POLICIES, SPARK, TRACES
-from bench.schedule.sim import Arrival, EngineProfile, Simulation
-from bench.schedule.traces import one_agent, two_agents
+from bench.schedule.__main__ import run_all, targets
+from bench.schedule.generate import GENERATORS
+from bench.schedule.profile import EngineProfile, load_profile
+from bench.schedule.replay import RETRY, replay
+from bench.schedule.report import Run
+from bench.schedule.scenarios import POLICIES
+from bench.schedule.sim import Simulation
+from bench.schedule.trace import TRACES, Step, read_trace, write_trace
 
 PROFILES = {
     "coder": EngineProfile(start=120.0, stop=10.0, service=3.0),
@@ -14,48 +22,58 @@ PROFILES = {
 }
 
 
-def test_one_agent_on_one_model_starts_it_once_and_is_served_in_full() -> None:
-    trace = one_agent(hours=2)
-    outcome = Simulation(PROFILES).replay(trace)
-    assert (outcome.lost, outcome.refused, outcome.two_tenants) == (0, 0, 0)
-    assert len(outcome.waits) == len(trace)
-    assert outcome.starts >= 1 and max(outcome.waits) >= 120.0  # the first request waited for the start
+@pytest.mark.parametrize("name", list(GENERATORS))
+def test_the_committed_traces_are_what_their_generators_make(name: str, tmp_path: Path) -> None:
+    write_trace(tmp_path / "made.csv", GENERATORS[name]())
+    assert (TRACES / f"{name}.csv").read_text() == (tmp_path / "made.csv").read_text()
 
 
-def test_two_agents_on_two_models_swap_but_lose_nothing_and_never_share_the_gpu() -> None:
-    trace = two_agents(hours=24)
-    outcome = Simulation(PROFILES).replay(trace)
-    assert (outcome.lost, outcome.refused, outcome.two_tenants) == (0, 0, 0)
-    assert outcome.starts > 2
-    summary = outcome.summary()
-    assert summary["served"] == len(trace) and 0 < summary["loading_share"] < 1
+def test_every_profile_number_says_where_it_comes_from(tmp_path: Path) -> None:
+    for name in ("spark", "cpu-demo"):
+        assert all(profile.source for profile in load_profile(name).values())
 
 
-def test_the_original_stacks_policy_refuses_until_the_other_model_idles_out() -> None:
-    # coder is ready at 120 s and idle-stops 1200 s after its answer; reasoner is refused until then.
-    trace = [Arrival(0.0, "coder", "a"), Arrival(1.0, "reasoner", "b"), Arrival(500.0, "reasoner", "b")]
-    trace.append(Arrival(2000.0, "reasoner", "b"))
-    outcome = Simulation(PROFILES, refuse_when_busy=True).replay(trace)
-    assert (outcome.refused, len(outcome.waits), outcome.lost) == (2, 2, 0)
+def test_a_trace_step_must_say_after_what_its_delay_runs(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("client,model,after,delay\na,coder,whenever,1\n")
+    with pytest.raises(ValueError, match=r"bad.csv:2: after must be answer or send"):
+        read_trace(path)
 
 
-@pytest.mark.parametrize("trace", list(TRACES), ids=str)
-@pytest.mark.parametrize("policy", list(POLICIES), ids=str)
-def test_every_scenario_under_every_policy_loses_nothing_and_never_has_two_tenants(
-    trace: str, policy: str
-) -> None:
-    outcome = Simulation(SPARK, **POLICIES[policy]).replay(TRACES[trace]())  # type: ignore[arg-type]
-    assert (outcome.lost, outcome.two_tenants) == (0, 0)
-    assert len(outcome.waits) + outcome.refused == len(TRACES[trace]())
+def test_an_agent_sends_its_next_step_only_once_it_has_its_answer() -> None:
+    # The first request waits for coder's start (120 s) and takes 3 s: the next goes 2 s after that.
+    steps = [Step("a", "coder", "answer", 0.0), Step("a", "coder", "answer", 2.0)]
+    outcome = replay(Simulation(PROFILES), steps)
+    assert outcome.waits == [120.0, 0.0]
+    assert outcome.last_answer == pytest.approx(120 + 3 + 2 + 3)
 
 
-def test_closed_loop_agents_wait_for_each_answer_and_a_swap_hold_serves_them_more() -> None:
-    from bench.schedule.agents import run_agents, two_agents_closed
+def test_a_load_that_does_not_wait_sends_on_its_own_clock() -> None:
+    steps = [Step("bg", "coder", "send", 0.0), Step("bg", "coder", "send", 2.0)]
+    outcome = replay(Simulation(PROFILES), steps)
+    assert outcome.waits == [120.0, 118.0]  # both waited for the one start
 
-    drained = run_agents(Simulation(SPARK), two_agents_closed(hours=6))
-    held = run_agents(Simulation(SPARK, swap_hold=300.0), two_agents_closed(hours=6))
-    for outcome in (drained, held):
-        assert (outcome.lost, outcome.two_tenants, outcome.refused) == (0, 0, 0)
-    # Drain-then-swap swaps for nearly every request of two alternating agents; the hold does not.
-    assert len(held.waits) > 2 * len(drained.waits)
-    assert held.starts < drained.starts
+
+def test_a_refused_request_is_sent_again_and_its_wait_counts_from_the_first_try() -> None:
+    # The original stack: reasoner is refused while coder holds the GPU, until coder idles out.
+    steps = [Step("a", "coder", "answer", 0.0), Step("b", "reasoner", "answer", 130.0)]
+    outcome = replay(Simulation(PROFILES, refuse_when_busy=True), steps)
+    idle_stop = 123 + 1200 + 10  # coder answered at 123, idled 1200 s, stopped in 10
+    retries = -(-(idle_stop - 130) // RETRY)  # the first try at or after coder was gone
+    assert outcome.machine.refusals == retries
+    assert outcome.waits[1] == pytest.approx(130 + retries * RETRY + 180 - 130)
+    assert outcome.unanswered == 0
+
+
+@pytest.fixture(scope="module")
+def run() -> Run:
+    return run_all()  # raises on a lost request or a moment with two tenants
+
+
+def test_every_policy_on_every_trace_and_profile_loses_nothing_and_never_has_two_tenants(run: Run) -> None:
+    assert len(run.outcomes) == 2 * len(GENERATORS) * len(POLICIES)
+
+
+def test_the_default_policy_meets_the_targets_on_two_agents(run: Run) -> None:
+    checked = [t for t in targets(run) if "replays in" not in t.what]  # wall time: the bench's
+    assert [t.what for t in checked if not t.met] == []

@@ -30,14 +30,18 @@ EVENTS = st.lists(
 
 
 @settings(max_examples=400, deadline=None)
-@given(EVENTS, st.booleans())
-def test_never_two_tenants_whatever_happens(events: list[tuple[str, object]], keep_warm: bool) -> None:
-    """Any sequence of events: a main model's unit starts only when no other main unit is up.
+@given(EVENTS, st.booleans(), st.sampled_from([0.0, 5.0, "auto"]), st.booleans())
+def test_never_two_tenants_whatever_happens(
+    events: list[tuple[str, object]], keep_warm: bool, swap_hold: float | str, strict_order: bool
+) -> None:
+    """Any sequence of events, under any swap hold and order: a main model's unit starts only when
+    no other main unit is up.
 
     A unit is up from the moment systemd is asked to start it (SubmitStart,
     after its memory was measured) until it is reported stopped or failed.
     """
     s = scheduler(keep_warm=keep_warm)
+    s.swap_hold, s.strict_order = swap_hold, strict_order  # type: ignore[assignment]
     units_up: set[str] = set()  # what systemd would have: started and not yet reported stopped
     next_request = 0
     for now, (kind, arg) in enumerate(events):
