@@ -222,12 +222,17 @@ class PrivateSystemd:
         self.pidfile.unlink(missing_ok=True)
 
 
+def link_end(bed: PrivateSystemd) -> str:
+    """The name of `bed`'s end of the veth pair `link()` makes."""
+    return f"spk{bed.pid}"
+
+
 def link(first: PrivateSystemd, second: PrivateSystemd, subnet: str = "10.77.0") -> tuple[str, str]:
     """Join two hosts with their own networks by a veth pair; their addresses on it (.1, .2).
 
     The pair lives in the two namespaces only: it goes when they power off.
     """
-    ends = (f"spk{first.pid}", f"spk{second.pid}")
+    ends = (link_end(first), link_end(second))
     subprocess.run(["ip", "link", "add", ends[0], "type", "veth", "peer", "name", ends[1]], check=True)
     addresses = (f"{subnet}.1", f"{subnet}.2")
     for bed, end, address in zip((first, second), ends, addresses, strict=True):

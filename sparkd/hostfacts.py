@@ -35,4 +35,5 @@ def detect_host(settings: Settings) -> HostFacts:
         state_dir=settings.state_dir,
         secrets_dir=settings.secrets_dir,
         secrets=frozenset(secret_names(settings.secrets_dir)),
+        link=settings.link,
     )

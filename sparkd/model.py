@@ -28,6 +28,9 @@ def _check_id(value: str) -> str:
         raise ValueError(
             "a model id is 1-80 letters, digits, '.', '_' or '-', starting with a letter or digit"
         )
+    reserved = next((p for p in names.RESERVED_ID_PREFIXES if value.startswith(p)), None)
+    if reserved is not None:
+        raise ValueError(f"a model id cannot start with {reserved!r}: sparkd names its own units so")
     return value
 
 
@@ -113,6 +116,9 @@ class Model:
     description: str = ""  # one line, shown by `sparkd models` and /v1/models
     status: Status = Status.EXPERIMENTAL  # validated, experimental, or disabled (not served)
     role: Role = Role.MAIN  # main (one GPU tenant), utility (beside it) or exclusive (alone)
+    # Sparks it runs across: 2 splits it over the link to the peer named in [link] (a Ray head and
+    # vLLM here, a Ray worker there, tensor parallel 2); each half is its Spark's GPU tenant.
+    nodes: Annotated[int, Bounds(ge=1, le=2)] = 1
 
     engine: Engine = Engine.VLLM  # vllm, sglang, or generic (any image; `command` says how)
     # The container image (`sparkd images build` makes the localhost/ ones).
@@ -188,6 +194,8 @@ class Model:
             object.__setattr__(self, "api_families", spoken)
         if not self.health_path.startswith("/"):
             raise ValueError("`health_path` must start with '/'")
+        if self.nodes > 1 and (self.engine is not Engine.VLLM or self.role is Role.UTILITY):
+            raise ValueError("`nodes = 2` is for vllm engines of role main or exclusive")
 
     def serves(self, family: ApiFamily) -> bool:
         return family in (self.api_families or ())

@@ -4,7 +4,9 @@ Every model `<id>` has a Quadlet file `sparkd-<id>.container`, which the
 generator turns into `sparkd-<id>.service` running container `sparkd-<id>`;
 its idle timer is the transient `sparkd-idle-<id>.timer` with its oneshot
 `sparkd-idle-<id>.service`; a download of its weights for a request is
-`sparkd-pull@<id>.service` (units/sparkd-pull@.service). Written here once and parsed back here, so no
+`sparkd-pull@<id>.service` (units/sparkd-pull@.service). A model that spans two
+Sparks (`nodes = 2`) has, on the Spark across the link, the Ray worker half
+`sparkd-worker-<id>.container`. Written here once and parsed back here, so no
 other module knows the pattern.
 """
 
@@ -16,6 +18,9 @@ DAEMON_UNIT = "sparkd.service"
 PREFIX = "sparkd-"
 IDLE_PREFIX = "sparkd-idle-"
 PULL_PREFIX = "sparkd-pull@"
+WORKER = "worker-"  # sparkd-worker-<id>: the Ray worker half of a two-Spark model
+# Model ids that would read as one of sparkd's own units.
+RESERVED_ID_PREFIXES = ("idle-", WORKER)
 DROP_CACHES_UNIT = "sparkd-drop-caches.service"  # units/: drops clean page cache before a start
 MODEL_UNITS = "sparkd-*.service"  # a pattern for ListUnitsByPatterns and journalctl -u
 
@@ -38,6 +43,12 @@ def idle_timer(model_id: str) -> str:
 
 def idle_service(model_id: str) -> str:
     return f"{IDLE_PREFIX}{model_id}.service"
+
+
+def worker_of(model_id: str) -> str:
+    """The id the Ray worker half of two-Spark model `model_id` goes by here (its unit is
+    `model_unit()` of it, like any model's)."""
+    return f"{WORKER}{model_id}"
 
 
 def pull_unit(model_id: str) -> str:

@@ -1,7 +1,8 @@
 """`sparkd check`: is this machine ready to serve? One verdict per item, each with how to fix it.
 
 Facts are gathered once (I/O, `gather`), then judged by a pure function
-(`judge`), so every verdict is tested without the machine it describes.
+(`judge`), so every verdict is tested without the machine it describes. The
+link to a peer, for models that span two Sparks, is `sparkd.link_check`.
 """
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ import shutil
 import socket
 import subprocess
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 
 from sparkd.auth import KeyFileError, parse_keys
 from sparkd.catalogue import Catalogue
 from sparkd.hostfacts import cdi_lists_nvidia_gpu
 from sparkd.images import PODMAN_SOCKET, image_present
+from sparkd.preflight_items import Item, Verdict
+
+__all__ = ["Facts", "Item", "Verdict", "gather", "judge"]
 from sparkd.settings import Settings
 
 QUADLET_PATHS = (
@@ -27,20 +30,6 @@ QUADLET_PATHS = (
 PLACEHOLDER_KEYS = {"63TestTOKEN0REPLACEME"}  # the original stack's default
 LOW_DISK = 100 * 2**30
 TIKTOKEN_ENV = "TIKTOKEN_ENCODINGS_BASE"
-
-
-class Verdict(StrEnum):
-    OK = "ok"
-    WARN = "warn"
-    FAIL = "fail"
-
-
-@dataclass(frozen=True)
-class Item:
-    name: str
-    verdict: Verdict
-    detail: str
-    fix: str = ""
 
 
 @dataclass

@@ -14,9 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sparkd import names
+from sparkd import names, two_node
 from sparkd.catalogue import Engine, Model
 from sparkd.duration import format_seconds
+from sparkd.settings import Link
 
 ENGINE_HOST = "127.0.0.1"  # engines' admin routes are unauthenticated: loopback only
 MODEL_LABEL = "io.sparkd.model"
@@ -37,6 +38,8 @@ class HostFacts:
     # Models whose weights `sparkd pull` fetched, with the snapshot directory their engine loads
     # (inside the container): they run offline.
     pulled: Mapping[str, str] = field(default_factory=dict)
+    # The link to the other Spark, for models that span both (`nodes = 2`).
+    link: Link | None = None
 
     def volume_roots(self) -> dict[str, Path]:
         return {
@@ -171,27 +174,56 @@ def writable_dirs(models: list[Model], host: HostFacts) -> set[Path]:
 
 
 def render_container(model: Model, host: HostFacts) -> str:
-    """The `.container` text for one model."""
+    """The `.container` text for one model (the head half, for one across two Sparks)."""
+    engine = engine_command(model, host.pulled.get(model.id))
+    if model.nodes > 1 and host.link is not None:
+        return _render(model, host, model.id, two_node.head_command(engine, host.link), health=True)
+    return _render(model, host, model.id, engine, health=True)
+
+
+def render_worker(model: Model, host: HostFacts) -> str:
+    """The `.container` text for the Ray worker half of a two-Spark model, run for the other Spark."""
+    assert host.link is not None, "a worker half needs the link"
+    worker_id = names.worker_of(model.id)
+    return _render(model, host, worker_id, two_node.worker_command(model, host.link), health=False)
+
+
+def _render(model: Model, host: HostFacts, unit_id: str, command: list[str], health: bool) -> str:
     unit = UnitFile()
     unit.comment(
-        "Unit", f"sparkd model unit for {model.id!r}, rendered from the catalogue by `sparkd render`."
+        "Unit", f"sparkd model unit for {unit_id!r}, rendered from the catalogue by `sparkd render`."
     )
     unit.comment("Unit", "sparkd starts and stops it on demand: it has no [Install] section.")
-    unit.add("Unit", "Description", f"sparkd model {model.id}")
+    unit.add("Unit", "Description", f"sparkd model {unit_id}")
     unit.add("Unit", "Documentation", "man:sparkd(8)")
     # A crash-looping engine is refused by systemd after three tries in ten
     # minutes; sparkd reports that instead of starting it again and again.
     # (A start that becomes healthy clears the count: see Runtime._forget_past_starts.)
     unit.add("Unit", "StartLimitIntervalSec", "10min")
     unit.add("Unit", "StartLimitBurst", "3")
+    _container_section(unit, model, host, unit_id)
+    if health:
+        c = "Container"
+        unit.add(c, "HealthCmd", health_command(model))
+        unit.add(c, "HealthInterval", "30s")
+        unit.add(c, "HealthTimeout", "10s")
+        unit.add(c, "HealthRetries", "5")
+        unit.add(c, "HealthStartPeriod", format_seconds(model.start_timeout))
+    _run_section(unit, model, command)
+    return unit.render()
 
+
+def _container_section(unit: UnitFile, model: Model, host: HostFacts, unit_id: str) -> None:
     c = "Container"
-    unit.add(c, "ContainerName", names.container(model.id))
+    unit.add(c, "ContainerName", names.container(unit_id))
     unit.add(c, "Image", model.image)
-    unit.add(c, "Label", f"{MODEL_LABEL}={model.id}")
+    unit.add(c, "Label", f"{MODEL_LABEL}={unit_id}")
     unit.add(c, "Network", "host")
     unit.add(c, "LogDriver", "journald")
-    for key, value in model.environment.items():
+    environment = dict(model.environment)
+    if model.nodes > 1 and host.link is not None:
+        environment = two_node.environment(host.link) | environment  # the catalogue's own win
+    for key, value in environment.items():
         unit.add(c, "Environment", quote_word(f"{key}={value}"))
     if model.id in host.pulled:
         # The weights are all here (`sparkd pull`), and the engine loads their directory:
@@ -213,14 +245,11 @@ def render_container(model: Model, host: HostFacts) -> str:
         unit.add(c, "ShmSize", model.shm_size)
     if model.run_init:
         unit.add(c, "RunInit", "true")
-    unit.add(c, "HealthCmd", health_command(model))
-    unit.add(c, "HealthInterval", "30s")
-    unit.add(c, "HealthTimeout", "10s")
-    unit.add(c, "HealthRetries", "5")
-    unit.add(c, "HealthStartPeriod", format_seconds(model.start_timeout))
-    unit.add(
-        c, "Exec", " ".join(quote_word(word) for word in engine_command(model, host.pulled.get(model.id)))
-    )
+
+
+def _run_section(unit: UnitFile, model: Model, command: list[str]) -> None:
+    c = "Container"
+    unit.add(c, "Exec", " ".join(quote_word(word) for word in command))
     stop_seconds = int(model.stop_timeout)
     # No StopTimeout= before podman 5.0: the flag itself sets how long
     # `podman stop` waits after SIGTERM before it sends SIGKILL.
@@ -243,9 +272,17 @@ def render_container(model: Model, host: HostFacts) -> str:
     # An engine that ends on SIGTERM exits 143: a clean stop, not a failure.
     unit.add(s, "SuccessExitStatus", "143")
     unit.add(s, "Restart", "no")
-    return unit.render()
 
 
 def render_all(models: list[Model], host: HostFacts) -> dict[str, str]:
-    """File name -> text for every enabled model: the set sparkd owns in the Quadlet dir."""
-    return {m.quadlet_name: render_container(m, host) for m in models if m.enabled}
+    """File name -> text for every enabled model, and the worker half of each that spans two Sparks
+    (run here for the other): the set sparkd owns in the Quadlet dir. A two-Spark model without a
+    [link] is left out (`sparkd check` says why)."""
+    files = {}
+    for model in (m for m in models if m.enabled):
+        if model.nodes > 1 and host.link is None:
+            continue
+        files[model.quadlet_name] = render_container(model, host)
+        if model.nodes > 1:
+            files[names.quadlet_file(names.worker_of(model.id))] = render_worker(model, host)
+    return files

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,13 +10,18 @@ from typing import Annotated, Literal
 
 from sparkd.catalogue import SHIPPED_DIR
 from sparkd.duration import Seconds, SecondsOrAuto
-from sparkd.schema import STRICT, Bounds, FieldError, validate
+from sparkd.schema import STRICT, Bounds, Check, FieldError, validate
 
 DEFAULT_PATH = Path("/etc/sparkd/sparkd.toml")
 
 
 class SettingsError(Exception):
     pass
+
+
+def _check_ip(value: str) -> str:
+    ipaddress.ip_address(value)  # its ValueError says what is wrong
+    return value
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,24 @@ class Peer:
     url: Annotated[str, Bounds(min_length=1)]
     # The secret (`sparkd secret set`) holding an API key of the peer's.
     key_secret: str = "PEER_KEY"
+
+
+@dataclass(frozen=True)
+class Link:
+    """The cable between two Sparks (the ConnectX ports), over which a `nodes = 2` model runs."""
+
+    __pydantic_config__ = STRICT
+
+    # The [[peers]] entry of the Spark at the other end.
+    peer: Annotated[str, Bounds(min_length=1)]
+    # This Spark's address on the link, and the other one's (e.g. "192.168.100.10", ".11").
+    address: Annotated[str, Check(_check_ip)]
+    peer_address: Annotated[str, Check(_check_ip)]
+    # The link's network interface here: NCCL and Gloo are pinned to it, or they may pick the
+    # 1 GbE port and run a hundred times slower without a word.
+    interface: Annotated[str, Bounds(min_length=1)]
+    # Ray's port on whichever Spark holds the head.
+    ray_port: Annotated[int, Bounds(ge=1024, le=65535)] = 6379
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,6 +127,13 @@ class Settings:
     # Peer sparkds (`[[peers]]` tables: name, url, key_secret): a model only a peer serves is
     # listed by /v1/models and answered through this sparkd.
     peers: tuple[Peer, ...] = ()
+    # The link to one peer for models that span both Sparks (`[link]`: peer, address,
+    # peer_address, interface, ray_port); `sparkd check` verifies it. docs/two-sparks.md.
+    link: Link | None = None
+
+    def __post_init__(self) -> None:
+        if self.link is not None and self.link.peer not in {p.name for p in self.peers}:
+            raise ValueError(f"link.peer {self.link.peer!r} is none of the [[peers]]")
 
 
 def load_settings(path: Path | None = None) -> Settings:
@@ -117,4 +148,5 @@ def load_settings(path: Path | None = None) -> Settings:
         raise SettingsError(f"{path}: not valid TOML: {error}") from None
     except FieldError as error:
         field = ".".join(str(p) for p in error.location)
-        raise SettingsError(f"{path}: field {field!r}: {error.message}") from None
+        where = f"field {field!r}: " if field else ""  # a rule between fields names them itself
+        raise SettingsError(f"{path}: {where}{error.message}") from None

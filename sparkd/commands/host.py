@@ -50,10 +50,12 @@ def register(verbs: Verbs) -> None:
 
 
 def _check(args: argparse.Namespace, settings: Settings) -> int:
+    from sparkd.link_check import gather_link, judge_link
     from sparkd.preflight import Verdict, gather, judge
 
     port = int(settings.listen.rpartition(":")[2])
-    items = judge(gather(settings, catalogue_of(settings), port))
+    catalogue = catalogue_of(settings)
+    items = judge(gather(settings, catalogue, port)) + judge_link(gather_link(settings, catalogue))
     if args.json:
         print(
             json.dumps(

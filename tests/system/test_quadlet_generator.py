@@ -33,3 +33,14 @@ def test_the_dry_run_would_catch_a_bad_unit(tmp_path: Path) -> None:
     (tmp_path / "sparkd-bad.container").write_text("[Container]\nImage=short-name\nNoSuchKey=1\n")
     result = dry_run(tmp_path)
     assert result.returncode != 0 or complaints(result.stderr)
+
+
+def test_the_generator_accepts_both_halves_of_a_two_spark_model() -> None:
+    require_parts()
+    halves = ROOT / "tests" / "golden" / "quadlet-two-sparks"
+    result = dry_run(halves)
+    assert result.returncode == 0, result.stderr
+    assert complaints(result.stderr) == []
+    generated = {line.strip("-") for line in result.stdout.splitlines() if line.startswith("---")}
+    assert generated == {"sparkd-gpt-oss-120b.service", "sparkd-worker-gpt-oss-120b.service"}
+    assert "ExecStart=" in result.stdout and "ray start --head" in result.stdout

@@ -2,7 +2,7 @@
 
 The hosts' traffic stays between them. spark-a names spark-b as its peer: a model only
 spark-b serves is listed by spark-a and answered through it; spark-b down is reported by
-spark-a and never waited on.
+spark-a and never waited on. `sparkd check` verifies the veth pair as it would the ConnectX link.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from testbed import BED_CONFIG, SPARKD, PrivateSystemd, install_sparkd, link
+from testbed import BED_CONFIG, SPARKD, PrivateSystemd, install_sparkd, link, link_end
 
 from tests.system.conftest import require_parts, wait_for
 from tests.system.sparkd_bed import BED_OVERRIDES, KEY, fake
@@ -128,3 +128,37 @@ def test_a_peer_that_is_down_is_reported_and_never_waited_on(
         wait_for(reported_down, 30, "spark-a to report spark-b down")
     finally:
         b.run("systemctl", "start", "sparkd.socket", "sparkd-control.socket")
+
+
+def link_verdicts(host: PrivateSystemd, link_table: str) -> dict[str, tuple[str, str]]:
+    """`sparkd check --json` on `host` with its settings plus `link_table`: the link's items."""
+    settings = host.run("cat", f"{BED_CONFIG}/sparkd.toml").stdout + link_table
+    host.write_file(f"{BED_CONFIG}/check.toml", settings)
+    out = host.run(str(SPARKD), "--config", f"{BED_CONFIG}/check.toml", "check", "--json", check=False).stdout
+    items = json.loads(out)
+    wanted = ("link", "route to", "rdma", "peer ")
+    return {i["item"]: (i["verdict"], i["detail"]) for i in items if i["item"].startswith(wanted)}
+
+
+def test_sparkd_check_verifies_the_link_to_the_peer(
+    sparks: tuple[PrivateSystemd, PrivateSystemd, str, str],
+) -> None:
+    a, _b, address_a, address_b = sparks
+    end = link_end(a)
+    table = (
+        f'[link]\npeer = "spark-b"\naddress = "{address_a}"\npeer_address = "{address_b}"\n'
+        f'interface = "{end}"\n'
+    )
+    found = link_verdicts(a, table)
+    assert found[f"link interface {end}"] == ("ok", f"up, with {address_a}")
+    assert found[f"route to {address_b}"] == ("ok", f"over {end}")
+    assert found[f"link MTU {end}"][0] == "warn"  # a veth pair's 1500
+    assert found["rdma"][0] == "warn"  # no ConnectX here
+    assert found["peer spark-b"][0] == "ok"
+    # The loopback is no way to the peer: the check says so.
+    wrong = table.replace(f'interface = "{end}"', 'interface = "lo"')
+    found = link_verdicts(a, wrong)
+    assert found[f"route to {address_b}"] == (
+        "fail",
+        f"over {end}, not lo: NCCL and Gloo would leave by the wrong port",
+    )

@@ -1,0 +1,181 @@
+"""`sparkd check`, the link part: can a model span this Spark and its peer (`nodes = 2`)?
+
+Facts about the link are gathered once (`gather_link`, I/O) and judged by a pure
+function (`judge_link`), as the rest of `sparkd check` is. The worst failure is a
+silent one: NCCL and Gloo take whatever interface the address routes over, so a
+route over the 1 GbE port runs tensor parallelism a hundred times slower
+without an error. So the route to the peer's link address must leave by the
+link's interface.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sparkd.catalogue import Catalogue
+from sparkd.preflight_items import Item, Verdict
+from sparkd.settings import Settings
+
+JUMBO = 9000  # bytes: jumbo frames carry NCCL's traffic with less overhead per byte
+PEER_TIMEOUT = 2.0  # seconds to wait for the peer's /healthz
+NET = Path("/sys/class/net")
+RDMA = Path("/sys/class/infiniband")
+
+
+@dataclass
+class LinkFacts:
+    two_spark_models: list[str] = field(default_factory=list)
+    configured: bool = False
+    interface: str = ""
+    interface_state: str | None = None  # operstate; None: no such interface
+    mtu: int | None = None
+    addresses: list[str] = field(default_factory=list)  # the interface's own
+    address: str = ""
+    peer_address: str = ""
+    route_dev: str | None = None  # the interface the peer's link address routes over
+    rdma_devices: list[str] = field(default_factory=list)
+    peer: str = ""
+    peer_url: str = ""
+    peer_problem: str | None = None  # None: its /healthz answered
+
+
+def judge_link(facts: LinkFacts) -> list[Item]:
+    if not facts.configured:
+        if not facts.two_spark_models:
+            return []
+        return [
+            Item(
+                "link",
+                Verdict.FAIL,
+                f"{', '.join(facts.two_spark_models)} span two Sparks, but no [link] is set",
+                "set [link] in /etc/sparkd/sparkd.toml (docs/two-sparks.md)",
+            )
+        ]
+    return [*_interface(facts), *_route(facts), *_rdma(facts), *_peer(facts)]
+
+
+def _interface(facts: LinkFacts) -> list[Item]:
+    name = f"link interface {facts.interface}"
+    if facts.interface_state is None:
+        return [Item(name, Verdict.FAIL, "no such interface", "`ip link` lists them; set link.interface")]
+    if facts.interface_state not in ("up", "unknown"):
+        return [
+            Item(name, Verdict.FAIL, f"it is {facts.interface_state}", f"ip link set {facts.interface} up")
+        ]
+    if facts.address not in facts.addresses:
+        return [
+            Item(
+                name,
+                Verdict.FAIL,
+                f"{facts.address} is not one of its addresses ({', '.join(facts.addresses) or 'none'})",
+                f"ip addr add {facts.address}/24 dev {facts.interface} (or set link.address)",
+            )
+        ]
+    items = [Item(name, Verdict.OK, f"up, with {facts.address}")]
+    if facts.mtu is not None and facts.mtu < JUMBO:
+        items.append(
+            Item(
+                f"link MTU {facts.interface}",
+                Verdict.WARN,
+                f"MTU {facts.mtu}: jumbo frames ({JUMBO}) carry NCCL's traffic with less overhead",
+                f"ip link set {facts.interface} mtu {JUMBO}, on both Sparks",
+            )
+        )
+    return items
+
+
+def _route(facts: LinkFacts) -> list[Item]:
+    name = f"route to {facts.peer_address}"
+    if facts.route_dev == facts.interface:
+        return [Item(name, Verdict.OK, f"over {facts.interface}")]
+    over = f"over {facts.route_dev}" if facts.route_dev else "nowhere (no route)"
+    return [
+        Item(
+            name,
+            Verdict.FAIL,
+            f"{over}, not {facts.interface}: NCCL and Gloo would leave by the wrong port",
+            f"give {facts.interface} an address in {facts.peer_address}'s subnet",
+        )
+    ]
+
+
+def _rdma(facts: LinkFacts) -> list[Item]:
+    if facts.rdma_devices:
+        return [Item("rdma", Verdict.OK, f"RDMA devices: {', '.join(facts.rdma_devices)}")]
+    return [
+        Item(
+            "rdma",
+            Verdict.WARN,
+            "no RDMA device: NCCL falls back to TCP sockets over the link",
+            "the ConnectX driver (DGX OS ships it) provides /sys/class/infiniband",
+        )
+    ]
+
+
+def _peer(facts: LinkFacts) -> list[Item]:
+    name = f"peer {facts.peer}"
+    if facts.peer_problem is None:
+        return [Item(name, Verdict.OK, f"{facts.peer_url} answers")]
+    return [
+        Item(name, Verdict.FAIL, facts.peer_problem, "is sparkd.socket enabled there? `sparkd check` on it")
+    ]
+
+
+def gather_link(settings: Settings, catalogue: Catalogue) -> LinkFacts:
+    facts = LinkFacts(two_spark_models=[m.id for m in catalogue.enabled() if m.nodes > 1])
+    link = settings.link
+    if link is None:
+        return facts
+    facts.configured = True
+    facts.interface, facts.address, facts.peer_address = link.interface, link.address, link.peer_address
+    device = NET / link.interface
+    if device.is_dir():
+        facts.interface_state = (device / "operstate").read_text().strip()
+        facts.mtu = int((device / "mtu").read_text())
+        facts.addresses = _addresses(link.interface)
+    facts.route_dev = _route_dev(link.peer_address)
+    facts.rdma_devices = sorted(p.name for p in RDMA.iterdir()) if RDMA.is_dir() else []
+    peer = next(p for p in settings.peers if p.name == link.peer)
+    facts.peer, facts.peer_url = peer.name, peer.url
+    facts.peer_problem = _peer_problem(peer.url.rstrip("/") + "/healthz")
+    return facts
+
+
+def _ip_json(*argv: str) -> list[dict[str, object]]:
+    try:
+        out = subprocess.run(["ip", "-j", *argv], capture_output=True, text=True, timeout=10, check=False)
+        found = json.loads(out.stdout or "[]")
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return []
+    return found if isinstance(found, list) else []
+
+
+def _addresses(interface: str) -> list[str]:
+    found = []
+    for entry in _ip_json("addr", "show", "dev", interface):
+        infos = entry.get("addr_info")
+        for info in infos if isinstance(infos, list) else []:
+            if isinstance(info, dict) and info.get("local"):
+                found.append(str(info["local"]))
+    return found
+
+
+def _route_dev(address: str) -> str | None:
+    routes = _ip_json("route", "get", address)
+    return str(routes[0].get("dev")) if routes and routes[0].get("dev") else None
+
+
+def _peer_problem(url: str) -> str | None:
+    try:
+        with urllib.request.urlopen(url, timeout=PEER_TIMEOUT) as answer:
+            return None if answer.status == 200 else f"{url} answered {answer.status}"
+    except urllib.error.HTTPError as error:
+        return f"{url} answered {error.code}"
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        return f"{url} does not answer ({reason})"
