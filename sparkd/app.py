@@ -10,6 +10,7 @@ a fake one).
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
@@ -19,8 +20,9 @@ from typing import Protocol
 import aiohttp
 from aiohttp import web
 
+from sparkd import names
 from sparkd.accounting import Accounting
-from sparkd.api import admin, anthropic, dashboard, engine_routes, openai, uploads
+from sparkd.api import admin, anthropic, dashboard, engine_routes, openai, peer_workers, uploads
 from sparkd.appstate import (
     CATALOGUE,
     ENGINES,
@@ -41,6 +43,7 @@ from sparkd.edge import Edge
 from sparkd.events import EventHub
 from sparkd.forward import Forwarder
 from sparkd.journal import JournalctlTail
+from sparkd.leases import WorkerLeases
 from sparkd.lifecycle import Policy
 from sparkd.logs import RequestLog
 from sparkd.memory import MemoryBook, mem_available, mem_free
@@ -145,6 +148,7 @@ def build_app(settings: Settings, catalogue: Catalogue, keys: KeyRing, edges: Ed
     engine_routes.add_routes(app)
     uploads.add_routes(app)
     admin.add_routes(app)
+    peer_workers.add_routes(app)
     dashboard.add_routes(app)
     admin.add_fallback(app)
     return app
@@ -154,8 +158,13 @@ def _runtime(
     settings: Settings, catalogue: Catalogue, edges: Edges, session: aiohttp.ClientSession
 ) -> tuple[Bus, Runtime]:
     """The scheduler for the enabled models, and the runtime that acts for it through `edges`."""
+    policies = {m.id: Policy.of(m, edges.host_has_gpu) for m in catalogue.enabled()}
+    split = [m for m in catalogue.enabled() if m.nodes > 1] if settings.link is not None else []
+    # This Spark runs the worker half of each split model for its peer, as the peer does for it.
+    halves = {names.worker_of(m.id): dataclasses.replace(m, id=names.worker_of(m.id)) for m in split}
+    policies |= {names.worker_of(m.id): Policy.worker_half(m) for m in split}
     scheduler = Scheduler(
-        {m.id: Policy.of(m, edges.host_has_gpu) for m in catalogue.enabled()},
+        policies,
         queue_cap=settings.queue_cap,
         wait_margin=settings.wait_margin,
         refuse_when_busy=settings.busy_policy == "refuse",
@@ -179,7 +188,14 @@ def _runtime(
         read_free=edges.read_free,
         memory=edges.memory,
         pulls=edges.pulls,
+        halves=halves,
     )
+    if split:
+        assert settings.link is not None
+        peer = next(p for p in settings.peers if p.name == settings.link.peer)
+        runtime.leases = WorkerLeases(
+            peer, lambda: secret_value(settings, peer), session, {m.id for m in split}, runtime
+        )
     return bus, runtime
 
 

@@ -43,6 +43,7 @@ class StartStep(StrEnum):
     ASKED = "asked systemd"  # StartUnit sent; its job not yet known
     JOB = "start job running"
     PROBING = "waiting for health"  # the unit is active; its engine's health route decides
+    JOINING = "waiting for the worker half"  # split: healthy here, its half on the peer not yet running
     FAILING = "failing"  # the start failed; its cause is being gathered
 
 
@@ -55,13 +56,23 @@ class Policy:
     min_uptime: float
     start_timeout: float
     keep_warm: bool = False
+    # Across two Sparks: its worker half runs on the peer, for as long as this half starts or runs.
+    split: bool = False
+    # The worker half of a model another Spark serves: ready once its unit runs (it serves
+    # nothing), held by that Spark's lease (a request in flight), stopped when the lease ends.
+    worker: bool = False
 
     @classmethod
     def of(cls, model: Model, host_has_gpu: bool = True) -> Policy:
         # A GPU model is never kept warm on a machine without a GPU: it
         # could only fail to start, again and again.
         keep_warm = model.keep_warm and (host_has_gpu or not model.gpu)
-        return cls(model.role, model.idle_timeout, model.min_uptime, model.start_timeout, keep_warm)
+        split = model.nodes > 1
+        return cls(model.role, model.idle_timeout, model.min_uptime, model.start_timeout, keep_warm, split)
+
+    @classmethod
+    def worker_half(cls, model: Model) -> Policy:
+        return cls(model.role, 0.0, 0.0, model.start_timeout, worker=True)
 
     @property
     def holds_gpu(self) -> bool:
@@ -88,6 +99,10 @@ class ModelState:
     # A job's end can be signalled before the StartUnit reply reaches the
     # loop (the two travel separately); such ends wait here to be claimed.
     early_job_results: dict[str, str] = field(default_factory=dict)
+    # Split across two Sparks: since when the Spark holding its worker half has someone waiting
+    # for its GPU (that Spark's lease says so); None while nobody does.
+    peer_waits_since: float | None = None
+    worker_joined: bool = False  # split: the peer said its worker half runs, for this start
 
     def start_estimate(self) -> float:
         """Seconds a start takes: the longest of the last three measured, or a default."""

@@ -133,6 +133,9 @@ class Model:
     # Generic engines only: the whole command, with {host}, {port} and {model_id}
     # standing for what sparkd decides.
     command: tuple[str, ...] = ()
+    # A generic engine across two Sparks: the worker half's command ({address}, {peer_address},
+    # {ray_port}, {model_id} from [link]); vllm engines get Ray's (sparkd/two_node.py).
+    worker_command: tuple[str, ...] = ()
     args: tuple[str, ...] = ()  # engine arguments beyond what sparkd sets itself
     # The engine's environment variables (never secrets: see `secrets`).
     environment: dict[str, str] = field(default_factory=dict)
@@ -194,8 +197,12 @@ class Model:
             object.__setattr__(self, "api_families", spoken)
         if not self.health_path.startswith("/"):
             raise ValueError("`health_path` must start with '/'")
-        if self.nodes > 1 and (self.engine is not Engine.VLLM or self.role is Role.UTILITY):
-            raise ValueError("`nodes = 2` is for vllm engines of role main or exclusive")
+        if self.nodes > 1 and (self.role is Role.UTILITY or self.engine is Engine.SGLANG):
+            raise ValueError("`nodes = 2` is for vllm or generic engines of role main or exclusive")
+        if self.nodes > 1 and self.engine is Engine.GENERIC and not self.worker_command:
+            raise ValueError("a generic engine across two Sparks needs `worker_command`")
+        if self.worker_command and (self.nodes < 2 or self.engine is not Engine.GENERIC):
+            raise ValueError("`worker_command` is for generic engines with `nodes = 2`")
 
     def serves(self, family: ApiFamily) -> bool:
         return family in (self.api_families or ())

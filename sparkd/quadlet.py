@@ -176,7 +176,7 @@ def writable_dirs(models: list[Model], host: HostFacts) -> set[Path]:
 def render_container(model: Model, host: HostFacts) -> str:
     """The `.container` text for one model (the head half, for one across two Sparks)."""
     engine = engine_command(model, host.pulled.get(model.id))
-    if model.nodes > 1 and host.link is not None:
+    if model.nodes > 1 and host.link is not None and model.engine is Engine.VLLM:
         return _render(model, host, model.id, two_node.head_command(engine, host.link), health=True)
     return _render(model, host, model.id, engine, health=True)
 

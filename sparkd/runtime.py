@@ -14,14 +14,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import aiohttp
 
 from sparkd import names
-from sparkd.catalogue import Catalogue, Role
+from sparkd.catalogue import Catalogue, Model, Role
 from sparkd.effects import (
     AbortInFlight,
     ArmIdleTimer,
@@ -39,6 +39,7 @@ from sparkd.effects import (
     WakeAfter,
     WatchDeadline,
 )
+from sparkd.leases import WorkerLeases
 from sparkd.lifecycle import Phase
 from sparkd.logs import fields
 from sparkd.memory import MemoryBook, has_settled, mem_available, mem_free
@@ -98,12 +99,20 @@ class Runtime:
     read_memory: Callable[[], int] = mem_available
     read_free: Callable[[], int] = mem_free
     pulls: Pulls = field(default_factory=NoPulls)
+    # The worker halves this Spark runs for its peer's split models (`names.worker_of(id)` -> model).
+    halves: Mapping[str, Model] = field(default_factory=dict)
+    # The worker halves the peer runs for this Spark's split models (None: no [link]).
+    leases: WorkerLeases | None = None
     clock: Callable[[], float] = time.monotonic
     memory: MemoryBook = field(default_factory=MemoryBook)
     tickets: Tickets = field(default_factory=Tickets)  # requests waiting for a grant, and running ones
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     # Helper units the runtime waits on (the page-cache drop): their start job's end.
     _helper_jobs: dict[str, asyncio.Future[str]] = field(default_factory=dict)
+
+    def model(self, model_id: str) -> Model:
+        """The catalogue's model, or the worker half this Spark runs for its peer."""
+        return self.catalogue.models.get(model_id) or self.halves[model_id]
 
     # Requests (the proxy's events) ---------------------------------------------
 
@@ -159,6 +168,8 @@ class Runtime:
         self._apply(self.scheduler.on_wake(self.clock()))
 
     async def close(self) -> None:
+        if self.leases is not None:
+            await self.leases.close()
         self.tickets.close()
         for task in list(self._tasks):
             task.cancel()
@@ -219,7 +230,21 @@ class Runtime:
 
     # Effects --------------------------------------------------------------------
 
+    def peer_wants(self, model_id: str, wanted: bool) -> None:
+        self._apply(self.scheduler.on_peer_wants(model_id, wanted, self.clock()))
+
+    def worker_ready(self, model_id: str) -> None:
+        self._apply(self.scheduler.on_worker_ready(model_id, self.clock()))
+
+    def worker_lost(self, model_id: str, cause: str) -> None:
+        self._apply(self.scheduler.on_worker_lost(model_id, cause, self.clock()))
+
     def _apply(self, effects: list[Effect]) -> None:
+        self._carry_out(effects)
+        if self.leases is not None:
+            self.leases.sync(self.scheduler.phase)
+
+    def _carry_out(self, effects: list[Effect]) -> None:
         for effect in effects:
             if isinstance(effect, Grant | Reject | WatchDeadline | AbortInFlight):
                 self._requests(effect)
@@ -287,13 +312,16 @@ class Runtime:
     # The I/O behind each effect ---------------------------------------------------
 
     async def _measure_memory(self, model_id: str, attempt: int) -> None:
-        if self.catalogue.models[model_id].role is Role.EXCLUSIVE:
+        if self.model(model_id).role is Role.EXCLUSIVE:
             await self._memory_settled()
         available, free = self.read_memory(), self.read_free()
         need = self.memory.peaks.get(model_id)
-        model = self.catalogue.models[model_id]
-        estimate = need_estimate(model, self.pulls.pulled_bytes(model_id) or weights_estimate(model))
-        missing = self.pulls.missing(model_id)
+        model = self.model(model_id)
+        whole = model_id in self.catalogue.models  # a worker half's weights are pulled by hand, for now
+        estimate = need_estimate(
+            model, (self.pulls.pulled_bytes(model_id) if whole else None) or weights_estimate(model)
+        )
+        missing = whole and self.pulls.missing(model_id)
         checked = self.scheduler.on_start_memory(
             model_id, attempt, available, need, self.clock(), missing, free=free, estimate=estimate
         )
@@ -322,7 +350,7 @@ class Runtime:
         if drop_page_cache:
             await self._drop_page_cache(model_id)
         try:
-            job = await self.units.start_unit(self.catalogue.models[model_id].unit_name)
+            job = await self.units.start_unit(self.model(model_id).unit_name)
         except SystemdError as error:
             self._apply(self.scheduler.on_start_refused(model_id, attempt, str(error), self.clock()))
         else:
@@ -362,12 +390,12 @@ class Runtime:
 
     async def _stop_unit(self, model_id: str) -> None:
         try:
-            await self.units.stop_unit(self.catalogue.models[model_id].unit_name)
+            await self.units.stop_unit(self.model(model_id).unit_name)
         except SystemdError as error:
             log.error("cannot stop %s: %s", model_id, error, extra=fields(model=model_id))
 
     async def _await_healthy(self, model_id: str) -> None:
-        model = self.catalogue.models[model_id]
+        model = self.model(model_id)
         url = f"http://127.0.0.1:{model.engine_port}{model.health_path}"
         deadline = self.clock() + model.start_timeout
         # Advisory read: it only ends the probing of a start the scheduler gave up.
@@ -387,7 +415,7 @@ class Runtime:
         log.info("%s is ready", effect.model, extra=fields(model=effect.model, event="ready"))
         if effect.start_seconds is not None:
             self.metrics.start_seconds.observe(effect.start_seconds, effect.model)
-        self._spawn(self._forget_past_starts(self.catalogue.models[effect.model].unit_name))
+        self._spawn(self._forget_past_starts(self.model(effect.model).unit_name))
 
     async def _forget_past_starts(self, unit: str) -> None:
         # The units' start limit (3 in 10 minutes) is there to stop a crash
@@ -403,7 +431,7 @@ class Runtime:
     async def _diagnose(self, failed: DiagnoseFailedStart) -> None:
         """systemd's unit result and the unit's last log lines, added to the cause a client reads."""
         model_id, cause = failed.model, failed.cause
-        unit = self.catalogue.models[model_id].unit_name
+        unit = self.model(model_id).unit_name
         with contextlib.suppress(Exception):
             result, status = await self.units.unit_result(unit)
             if result and result != "success":

@@ -126,7 +126,9 @@ class Tenancy:
             if holder is None:
                 effects += self._start_tenant(target, now)
             elif holder == target:
-                if self.states[target].phase is Phase.READY:
+                claim = self._peer_claim(target)
+                yielding = claim is not None and now >= self._hold_ends(target, claim)
+                if self.states[target].phase is Phase.READY and not yielding:
                     effects += self._grant_waiters(target, now)
             else:
                 holder_state = self.states[holder]
@@ -138,8 +140,36 @@ class Tenancy:
                         self._wake_at = held
                         effects.append(WakeAfter(held - now))
                 # STARTING: it will be ready, serve what it has, then drain; STOPPING: wait.
+        if holder is not None and target in (None, holder):
+            effects += self._yield_to_peer(holder, now)
         effects += self._keep_utility_warm(now)
         return effects
+
+    def _yield_to_peer(self, holder: str, now: float) -> list[Effect]:
+        """A split tenant gives its peer's GPU back when someone waits there, by the local swap's
+        rules: never while busy, after the hold if its own requests keep coming."""
+        state = self.states[holder]
+        claim = self._peer_claim(holder)
+        if claim is None or state.phase is not Phase.READY or state.in_flight:
+            return []
+        held = self._swap_held_until(holder, claim, now)
+        if held is None:
+            return self._stop(holder, "peer", now)
+        if self._wake_at is None or self._wake_at <= now or held < self._wake_at:
+            self._wake_at = held
+            return [WakeAfter(held - now)]
+        return []
+
+    def _peer_claim(self, model_id: str) -> Waiter | None:
+        """The peer's wait for its GPU, as a waiter (for the model itself: brought back later)."""
+        since = self.states[model_id].peer_waits_since
+        return None if since is None else Waiter(-1, model_id, since)
+
+    def others_want_gpu(self, model_id: str) -> bool:
+        """Does anyone wait for this Spark's GPU for another model than `model_id`?"""
+        if self.wanted not in (None, model_id):
+            return True
+        return any(w.model != model_id and self.policies[w.model].holds_gpu for w in self.queue)
 
     def _start_tenant(self, model_id: str, now: float) -> list[Effect]:
         if self.wanted == model_id:
@@ -195,6 +225,7 @@ class Tenancy:
         state.start_attempt += 1
         state.start_job = None
         state.early_job_results.clear()
+        state.worker_joined = False
         return [StartUnit(model_id, state.start_attempt)]
 
     def _stop(self, model_id: str, reason: str, now: float) -> list[Effect]:
@@ -251,6 +282,9 @@ class Tenancy:
 
     def _arm_idle(self, model_id: str, now: float) -> list[Effect]:
         policy, state = self.policies[model_id], self.states[model_id]
+        if policy.worker:
+            # A worker half lives by its lease: idle means the other Spark let it go.
+            return [] if self._has_waiters(model_id) else self._stop(model_id, "released", now)
         if policy.keep_warm or policy.idle_timeout <= 0 or state.idle_timer_armed:
             return []
         at = self.idle_deadline(model_id, now)
@@ -271,6 +305,7 @@ class Tenancy:
         if not self.policies[model_id].holds_gpu:
             return False
         head = next((w for w in self.queue if w.model != model_id and self.policies[w.model].holds_gpu), None)
+        head = head or self._peer_claim(model_id)
         if head is None:
             return False
         return now >= self._hold_ends(model_id, head)

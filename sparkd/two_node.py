@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import shlex
 
-from sparkd.catalogue import Model
+from sparkd.catalogue import Engine, Model
 from sparkd.settings import Link
 
 JOIN_POLL = 2  # seconds between looks for the other half
@@ -69,7 +69,16 @@ def head_command(engine: list[str], link: Link) -> list[str]:
 
 
 def worker_command(model: Model, link: Link) -> list[str]:
-    """Wait for the head's Ray port across the link, then join it in the foreground."""
+    """Wait for the head's Ray port across the link, then join it in the foreground (a generic
+    engine's own `worker_command`, its placeholders filled, instead)."""
+    if model.engine is Engine.GENERIC:
+        values = {
+            "address": link.address,
+            "peer_address": link.peer_address,
+            "ray_port": str(link.ray_port),
+            "model_id": model.id,
+        }
+        return [word.format_map(values) for word in model.worker_command]
     reachable = f'import socket; socket.create_connection(("{link.peer_address}", {link.ray_port}), 2)'
     script = " && ".join(
         [

@@ -25,7 +25,7 @@ from sparkd.catalogue import Catalogue, load_catalogue
 from sparkd.edge import HEADER_LIMIT
 from sparkd.memory import MemoryBook
 from sparkd.runtime import Runtime
-from sparkd.settings import Peer, Settings
+from sparkd.settings import Link, Peer, Settings
 from sparkd.systemd import BusEvent, JobDone, UnitChanged
 from tests.fake_engine import make_app
 from tests.waiting import settled
@@ -172,6 +172,7 @@ async def gateway(
     peers: tuple[Peer, ...] = (),
     check_settled: bool = True,  # off for a sparkd inside another's block: the outer one checks both
     swap_hold: float | str = 0.0,  # swaps at once here; tests/unit/test_swap_hold.py pins the hold
+    link: Link | None = None,
 ) -> AsyncIterator[Bed]:
     runners: dict[str, web.AppRunner] = {}
     engines: dict[str, web.Application] = {}
@@ -203,6 +204,7 @@ async def gateway(
         cors_origins=cors_origins,
         health_interval=0.02,
         peers=peers,
+        link=link,
         secrets_dir=tmp_path / "secrets",
     )
     units = FakeUnits()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,6 +26,9 @@ EVENTS = st.lists(
         st.tuples(st.just("leaving"), st.sampled_from([A, B, U, X])),
         st.tuples(st.just("unreachable"), st.integers(0, 30)),
         st.tuples(st.just("memory"), st.sampled_from([A, B, U, X])),
+        st.tuples(st.just("peer_wants"), st.booleans()),  # A is split across two Sparks
+        st.tuples(st.just("worker_lost"), st.just(A)),
+        st.tuples(st.just("worker_ready"), st.just(A)),
     ),
     max_size=60,
 )
@@ -42,6 +47,7 @@ def test_never_two_tenants_whatever_happens(
     """
     s = scheduler(keep_warm=keep_warm)
     s.swap_hold, s.strict_order = swap_hold, strict_order  # type: ignore[assignment]
+    s.policies = {**s.policies, A: dataclasses.replace(s.policies[A], split=True)}
     units_up: set[str] = set()  # what systemd would have: started and not yet reported stopped
     next_request = 0
     for now, (kind, arg) in enumerate(events):
@@ -72,6 +78,12 @@ def test_never_two_tenants_whatever_happens(
             effects = s.on_manual_start(str(arg), now)
         elif kind == "leaving":
             effects = s.on_unit_leaving(str(arg), now, "x")
+        elif kind == "peer_wants":
+            effects = s.on_peer_wants(A, bool(arg), now)
+        elif kind == "worker_lost":
+            effects = s.on_worker_lost(A, "x", now)
+        elif kind == "worker_ready":
+            effects = s.on_worker_ready(A, now)
         elif kind == "unreachable":
             effects = s.on_engine_unreachable(int(str(arg)), now, "x")
         else:

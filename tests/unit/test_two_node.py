@@ -85,13 +85,32 @@ def test_tensor_parallelism_replaces_what_a_single_spark_had(engine: list[str], 
     assert engine_args(engine) == made
 
 
-def test_only_a_vllm_main_or_exclusive_model_may_span_two_sparks() -> None:
+def test_a_vllm_or_generic_main_or_exclusive_model_may_span_two_sparks() -> None:
     base = {"id": "m", "image": "i", "weights": "w", "context_length": 8, "nodes": 2}
-    for wrong in ({"role": "utility"}, {"engine": "generic", "weights": None, "command": ["x"]}):
-        with pytest.raises(FieldError, match="nodes = 2"):
+    generic = {"engine": "generic", "weights": None, "command": ["serve"]}
+    for wrong, said in (
+        ({"role": "utility"}, "nodes = 2"),
+        ({"engine": "sglang"}, "nodes = 2"),
+        (generic, "needs `worker_command`"),
+        ({"nodes": 1, "worker_command": ["x"]}, "`worker_command` is for"),
+    ):
+        with pytest.raises(FieldError, match=said):
             validate(Model, {**base, **wrong})
     assert validate(Model, {**base, "role": "exclusive"}).role is Role.EXCLUSIVE
     assert validate(Model, base).engine is Engine.VLLM
+    assert validate(Model, {**base, **generic, "worker_command": ["join"]}).nodes == 2
+
+
+def test_a_generic_engines_worker_half_runs_its_own_command_with_the_link_filled_in() -> None:
+    fields: dict[str, object] = {"id": "m", "image": "i", "engine": "generic"}
+    fields["command"] = ["serve", "--port", "{port}"]
+    fields |= {"context_length": 8, "nodes": 2, "port": 18100, "gpu": False}
+    fields["worker_command"] = ["join", "{peer_address}:{ray_port}", "--as", "{address}", "{model_id}"]
+    rendered = render_all([validate(Model, fields)], SPARK_A)
+    worker = dict(sections(rendered["sparkd-worker-m.container"])["Container"])
+    assert worker["Exec"] == "join 192.168.100.11:6379 --as 192.168.100.10 m"
+    head = dict(sections(rendered["sparkd-m.container"])["Container"])
+    assert head["Exec"] == "serve --port 18100"  # its own command: no Ray around it
 
 
 @pytest.mark.parametrize("taken", ["worker-x", "idle-x"])
