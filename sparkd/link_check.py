@@ -23,7 +23,6 @@ from sparkd.settings import Settings
 
 JUMBO = 9000  # bytes: jumbo frames carry NCCL's traffic with less overhead per byte
 PEER_TIMEOUT = 2.0  # seconds to wait for the peer's /healthz
-NET = Path("/sys/class/net")
 RDMA = Path("/sys/class/infiniband")
 
 
@@ -133,10 +132,12 @@ def gather_link(settings: Settings, catalogue: Catalogue) -> LinkFacts:
         return facts
     facts.configured = True
     facts.interface, facts.address, facts.peer_address = link.interface, link.address, link.peer_address
-    device = NET / link.interface
-    if device.is_dir():
-        facts.interface_state = (device / "operstate").read_text().strip()
-        facts.mtu = int((device / "mtu").read_text())
+    # Asked over netlink, not /sys/class/net: sysfs shows the network namespace that mounted it.
+    device = next(iter(_ip_json("link", "show", "dev", link.interface)), None)
+    if device is not None:
+        facts.interface_state = str(device.get("operstate", "unknown")).lower()
+        mtu = device.get("mtu")
+        facts.mtu = mtu if isinstance(mtu, int) else None
         facts.addresses = _addresses(link.interface)
     facts.route_dev = _route_dev(link.peer_address)
     facts.rdma_devices = sorted(p.name for p in RDMA.iterdir()) if RDMA.is_dir() else []

@@ -225,7 +225,8 @@ class Tenancy:
         state.start_attempt += 1
         state.start_job = None
         state.early_job_results.clear()
-        state.worker_joined = False
+        # Split: a new start gets a new lease, whose peer tells anew whether someone waits there.
+        state.worker_joined, state.peer_waits_since = False, None
         return [StartUnit(model_id, state.start_attempt)]
 
     def _stop(self, model_id: str, reason: str, now: float) -> list[Effect]:

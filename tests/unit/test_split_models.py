@@ -123,6 +123,17 @@ class TestTheHead:
         assert of(StopUnit, effects) == [] and len(of(Reject, effects)) == 1
         assert s.phase(M) is Phase.STOPPED
 
+    def test_a_new_start_does_not_inherit_the_last_leases_claim(self) -> None:
+        s = head()
+        s.on_peer_wants(M, True, now=1)
+        assert kinds(s.on_request(2, M, now=2)) == []  # waits to bring it back
+        s.on_finished(1, now=3)  # stopped for the peer
+        assert s.on_unit_state(M, "inactive", "dead", now=4) == [StartUnit(M, 2)]
+        probing(s, M, now=5)
+        s.on_ready(M, now=6)
+        effects = s.on_worker_ready(M, now=7)  # the new lease: nobody waits there any more
+        assert Grant(2, M, waited=5, cold=True) in effects and of(StopUnit, effects) == []
+
     def test_a_model_on_one_spark_ignores_peer_news(self) -> None:
         s = head()
         assert s.on_peer_wants(Y, True, now=1) == [] and s.on_worker_lost(Y, "x", now=1) == []
