@@ -33,9 +33,27 @@ LOGFILE = STATE / "systemd.log"
 PRIVATE_DIRS = ("/etc/containers/systemd",)
 
 
+# An extra host's podman keeps its containers to itself: on one shared disk, a second podman's
+# first start ("system refresh": it sees an empty /run) resets the state of the other's
+# running containers. Images come read-only from the machine's own store.
+EXTRA_HOST_STORAGE = """[storage]
+driver = "overlay"
+runroot = "/run/containers/storage"
+graphroot = "/run/bed-containers/storage"
+[storage.options]
+additionalimagestores = ["/var/lib/containers/storage"]
+"""
+
+
 def _boot_script(keep: list[Path], unit: str | None = None) -> str:
     """What runs as PID 1 of the new namespaces, before it becomes systemd (booting `unit`, if given)."""
     lines = ["set -e", "mount -t tmpfs -o mode=0755 tmpfs /run"]
+    if unit is not None:  # an extra host: /etc/containers becomes a copy of its own
+        lines += [
+            "cp -a /etc/containers /run/bed-etc-containers",
+            "mount --bind /run/bed-etc-containers /etc/containers",
+            f"printf %s {shlex.quote(EXTRA_HOST_STORAGE)} > /etc/containers/storage.conf",
+        ]
     # A directory under /tmp (a CI checkout, say) would vanish under the new
     # tmpfs: park it on /run, mount the tmpfs, then put it back.
     for index, path in enumerate(keep):

@@ -306,7 +306,14 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=5)
     parser.add_argument("--fail-at-start", action="store_true")
     parser.add_argument("--never-healthy", action="store_true")
-    args = parser.parse_args()
+    # In vLLM's place (the two-Spark Ray test): it answers as the served name and lets the
+    # rest of vLLM's flags (--max-model-len, --tensor-parallel-size, ...) pass, printed.
+    parser.add_argument("--served-model-name")
+    args, vllm_flags = parser.parse_known_args()
+    if vllm_flags:
+        print(f"fake engine: vLLM's flags, not used here: {' '.join(vllm_flags)}", flush=True)
+    if args.served_model_name:
+        args.model = args.served_model_name
     if args.fail_at_start:
         print("fake engine: failing at start on purpose", file=sys.stderr, flush=True)
         sys.exit(3)
