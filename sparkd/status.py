@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sparkd import __version__
+from sparkd import __version__, names
 from sparkd.catalogue import Catalogue
 from sparkd.lifecycle import Phase
 from sparkd.memory import MemoryBook
@@ -71,6 +71,7 @@ def snapshot(
                 "pull": _pull(disk.pulls.get(model.id)),
                 "weights": disk.weights(model.id),
                 "loading": disk.loading.get(model.id),
+                "nodes": model.nodes,
             }
         )
     return {
@@ -82,7 +83,30 @@ def snapshot(
             "memory_available_bytes": available,
         },
         "models": models,
+        "worker_halves": _worker_halves(scheduler, now),
     }
+
+
+def _worker_halves(scheduler: Tenancy, now: float) -> list[dict[str, Any]]:
+    """The halves of split models this Spark runs for its peer: leased while the peer serves them."""
+    halves = []
+    for half, policy in scheduler.policies.items():
+        if not policy.worker:
+            continue
+        view = scheduler.view(half, now)
+        halves.append(
+            {
+                "model": half.removeprefix(names.WORKER),
+                "unit": names.model_unit(half),
+                "phase": view.phase.value,
+                "since_seconds": round(now - view.since, 1) if view.phase is not Phase.STOPPED else None,
+                "leased": view.in_flight > 0,
+                "queued": view.queued,
+                "others_waiting": scheduler.others_want_gpu(half),
+                "last_failure": view.last_failure,
+            }
+        )
+    return halves
 
 
 def _pull(progress: Progress | None) -> dict[str, Any] | None:

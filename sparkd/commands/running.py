@@ -112,6 +112,10 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
         )
     else:
         print("no model is running (sparkd status --all lists every model)")
+    for half in status.get("worker_halves", []):
+        if args.all or half["phase"] != "stopped" or half["queued"]:
+            lease = "leased by the peer" if half["leased"] else "queued" if half["queued"] else "idle"
+            print(f"worker half of {half['model']} (for the peer): {half['phase']}, {lease}")
     for m in status["models"]:
         if m.get("pull"):
             print(f"{m['id']}: {m['pull']['line']}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from sparkd import secrets
 from sparkd.settings import Link, Peer
@@ -41,6 +42,12 @@ def two_sparks(tmp_path: Path, scenario: Scenario, peer_url: str | None = None) 
     asyncio.run(main())
 
 
+async def status_of(bed: Bed) -> dict[str, Any]:
+    async with bed.session.get(bed.url + "/sparkd/status", headers=bed.headers()) as response:
+        document: dict[str, Any] = await response.json()
+        return document
+
+
 def fail(bed: Bed, unit: str) -> None:
     """systemd says the unit failed (its process died)."""
     assert bed.units.on_event is not None
@@ -53,6 +60,15 @@ def test_a_request_starts_the_head_here_and_the_worker_half_there(tmp_path: Path
         assert status == 200, payload
         assert here.units.started == [HEAD] and WORKER not in here.units.started
         assert there.units.started == [WORKER]
+        half = (await status_of(there))["worker_halves"][0]
+        assert (half["model"], half["unit"], half["phase"], half["leased"]) == (
+            "alpha",
+            WORKER,
+            "ready",
+            True,
+        )
+        alpha = next(m for m in (await status_of(here))["models"] if m["id"] == "alpha")
+        assert (alpha["nodes"], alpha["phase"]) == (2, "ready")
         # Stopping the head ends the lease; the worker half stops with it.
         here.runtime.manual_stop("alpha")
         await eventually(lambda: WORKER in there.units.stopped, "the worker half stopped")
