@@ -51,6 +51,11 @@ def worker_of(model_id: str) -> str:
     return f"{WORKER}{model_id}"
 
 
+def whole_of(model_id: str) -> str:
+    """The catalogue model a worker half belongs to (itself for any other model)."""
+    return model_id.removeprefix(WORKER)
+
+
 def pull_unit(model_id: str) -> str:
     return f"{PULL_PREFIX}{model_id}.service"
 

@@ -209,8 +209,10 @@ class Runtime:
                 helper.set_result(event.result)
                 return
             pulled = names.pull_model_of(event.unit)
-            if pulled is not None and pulled in self.scheduler.policies:
-                self._spawn(self._pull_ended(pulled, event.result))
+            if pulled is not None:
+                for waiting in (pulled, names.worker_of(pulled)):  # the model, or its worker half
+                    if waiting in self.scheduler.policies:
+                        self._spawn(self._pull_ended(waiting, event.result))
                 return
             idle = names.idle_model_of(event.unit)
             if idle is not None and idle in self.scheduler.policies and event.result == "done":
@@ -317,11 +319,10 @@ class Runtime:
         available, free = self.read_memory(), self.read_free()
         need = self.memory.peaks.get(model_id)
         model = self.model(model_id)
-        whole = model_id in self.catalogue.models  # a worker half's weights are pulled by hand, for now
-        estimate = need_estimate(
-            model, (self.pulls.pulled_bytes(model_id) if whole else None) or weights_estimate(model)
-        )
-        missing = whole and self.pulls.missing(model_id)
+        # A worker half loads its shard of the same weights from this Spark's disk.
+        whole = names.whole_of(model_id)
+        estimate = need_estimate(model, self.pulls.pulled_bytes(whole) or weights_estimate(model))
+        missing = self.pulls.missing(whole)
         checked = self.scheduler.on_start_memory(
             model_id, attempt, available, need, self.clock(), missing, free=free, estimate=estimate
         )
@@ -329,19 +330,20 @@ class Runtime:
 
     async def _pull(self, model_id: str) -> None:
         try:
-            await self.units.start_unit(names.pull_unit(model_id))  # its end arrives as a JobDone
+            # A worker half's weights are its model's: one pull unit for both.
+            await self.units.start_unit(names.pull_unit(names.whole_of(model_id)))  # ends in a JobDone
         except SystemdError as error:
             self._apply(self.scheduler.on_pull_done(model_id, f"systemd refused: {error}", self.clock()))
 
     async def _pull_ended(self, model_id: str, result: str) -> None:
         cause = None
         if result != "done":
-            progress = self.pulls.progress(model_id)
+            progress = self.pulls.progress(names.whole_of(model_id))
             cause = (
                 progress.error if progress is not None and progress.error else f"its unit ended '{result}'"
             )
             with contextlib.suppress(Exception):
-                tail = await self.journal.tail(names.pull_unit(model_id), 3)
+                tail = await self.journal.tail(names.pull_unit(names.whole_of(model_id)), 3)
                 if tail:
                     cause += "; last log lines: " + " | ".join(tail.splitlines()[-3:])
         self._apply(self.scheduler.on_pull_done(model_id, cause, self.clock()))

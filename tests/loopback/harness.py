@@ -24,6 +24,7 @@ from sparkd.auth import KeyRing
 from sparkd.catalogue import Catalogue, load_catalogue
 from sparkd.edge import HEADER_LIMIT
 from sparkd.memory import MemoryBook
+from sparkd.pulls import NoPulls, Pulls
 from sparkd.runtime import Runtime
 from sparkd.settings import Link, Peer, Settings
 from sparkd.systemd import BusEvent, JobDone, UnitChanged
@@ -173,6 +174,7 @@ async def gateway(
     check_settled: bool = True,  # off for a sparkd inside another's block: the outer one checks both
     swap_hold: float | str = 0.0,  # swaps at once here; tests/unit/test_swap_hold.py pins the hold
     link: Link | None = None,
+    pulls: Pulls | None = None,
 ) -> AsyncIterator[Bed]:
     runners: dict[str, web.AppRunner] = {}
     engines: dict[str, web.Application] = {}
@@ -221,6 +223,7 @@ async def gateway(
         memory=MemoryBook(memory_peaks),
         memory_readings=lambda: {"available": 1.0},
         ui_secret=UI_SECRET,
+        pulls=pulls or NoPulls(),
     )
     app = build_app(settings, catalogue, keys, edges)
     runner = web.AppRunner(

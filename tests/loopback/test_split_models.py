@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sparkd import secrets
+from sparkd import names, secrets
+from sparkd.progress import Progress
+from sparkd.pulls import Pulls
 from sparkd.settings import Link, Peer
 from sparkd.systemd import UnitChanged
-from tests.loopback.harness import KEY, Bed, error_code, gateway, post
+from tests.loopback.harness import KEY, Bed, FakeUnits, error_code, gateway, post
 from tests.waiting import eventually
 
 CHAT = {"model": "alpha", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
@@ -21,13 +24,36 @@ HEAD, WORKER = "sparkd-alpha.service", "sparkd-worker-alpha.service"
 Scenario = Callable[[Bed, Bed], Awaitable[None]]
 
 
-def two_sparks(tmp_path: Path, scenario: Scenario, peer_url: str | None = None) -> None:
+@dataclass
+class WeightsFetchedByPull:
+    """Weights missing on a Spark until its pull unit for the model has run."""
+
+    units: FakeUnits | None = None
+
+    def missing(self, model_id: str) -> bool:
+        return self.units is None or names.pull_unit(model_id) not in self.units.started
+
+    def progress(self, model_id: str) -> Progress | None:
+        return None
+
+    def pulled_bytes(self, model_id: str) -> int | None:
+        return None
+
+
+def two_sparks(
+    tmp_path: Path, scenario: Scenario, peer_url: str | None = None, pulls_there: Pulls | None = None
+) -> None:
     async def main() -> None:
         back = Peer("spark-a", "http://127.0.0.1:9")  # there never asks here for anything
         link_there = Link("spark-a", "127.0.0.1", "127.0.0.1", "lo")
         slow_beta: dict[str, dict[str, object]] = {"beta": {"chunks": 40, "interval": 0.025}}  # about 1 s
         async with gateway(
-            tmp_path / "there", more=SPLIT, peers=(back,), link=link_there, engine_options=slow_beta
+            tmp_path / "there",
+            more=SPLIT,
+            peers=(back,),
+            link=link_there,
+            engine_options=slow_beta,
+            pulls=pulls_there,
         ) as there:
             secrets.store(tmp_path / "here" / "secrets", "PEER_KEY", KEY)
             peer = Peer("spark-b", peer_url or there.url)
@@ -113,6 +139,18 @@ def test_the_worker_halfs_death_stops_the_head(tmp_path: Path) -> None:
         assert there.units.started == [WORKER, WORKER]
 
     two_sparks(tmp_path, scenario)
+
+
+def test_weights_missing_there_are_pulled_for_the_worker_half_first(tmp_path: Path) -> None:
+    pulls = WeightsFetchedByPull()
+
+    async def scenario(here: Bed, there: Bed) -> None:
+        pulls.units = there.units
+        status, _, payload = await post(here, "/v1/chat/completions", CHAT)
+        assert status == 200, payload
+        assert there.units.started == ["sparkd-pull@alpha.service", WORKER]  # one pull, the model's
+
+    two_sparks(tmp_path, scenario, pulls_there=pulls)
 
 
 def test_a_peer_out_of_reach_fails_the_start_with_why(tmp_path: Path) -> None:
