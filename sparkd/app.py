@@ -52,10 +52,11 @@ from sparkd.peers import Peers, PeerTable
 from sparkd.pulls import NoPulls, Pulls
 from sparkd.relay import Relay
 from sparkd.response_owners import ResponseOwners
-from sparkd.runtime import HttpHealthProbe, JournalTail, Runtime, UnitControl
+from sparkd.runtime import HttpHealthProbe, Runtime
 from sparkd.scheduler import Scheduler
 from sparkd.sessions import Sessions
 from sparkd.settings import Peer, Settings
+from sparkd.start_actions import JournalTail, UnitControl
 from sparkd.systemd import BusEvent
 from sparkd.upstream import EnginePool
 
@@ -143,15 +144,15 @@ def build_app(settings: Settings, catalogue: Catalogue, keys: KeyRing, edges: Ed
         engines.close()
 
     app.cleanup_ctx.extend([http_session, systemd, request_path])
-    openai.add_routes(app)
-    anthropic.add_routes(app)
-    engine_routes.add_routes(app)
-    uploads.add_routes(app)
-    admin.add_routes(app)
-    peer_workers.add_routes(app)
-    dashboard.add_routes(app)
-    admin.add_fallback(app)
+    _add_routes(app)
     return app
+
+
+def _add_routes(app: web.Application) -> None:
+    """Every route family, each its own module; the 404 in the envelope last."""
+    for family in (openai, anthropic, engine_routes, uploads, admin, peer_workers, dashboard):
+        family.add_routes(app)
+    admin.add_fallback(app)
 
 
 def _runtime(

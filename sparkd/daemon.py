@@ -142,6 +142,21 @@ def _seconds_since_exec() -> float:
         return 0.0
 
 
+def _edges(
+    settings: Settings, catalogue: Catalogue, memory: MemoryBook, loop: asyncio.AbstractEventLoop
+) -> Edges:
+    """The real machine behind the app: systemd on the bus, memory readings, weights on disk."""
+    host = detect_host(settings)
+    return Edges(
+        connect_units=lambda on_event: SystemdBus(loop, on_event),
+        memory=memory,
+        memory_readings=lambda: _memory_readings(memory),
+        host_has_gpu=host.gpu,
+        pulls=DiskPulls(catalogue, host, settings.pulls_dir),
+        ui_secret=load_secret(settings.state_dir / "ui-session.key"),
+    )
+
+
 async def serve(
     settings: Settings,
     catalogue: Catalogue,
@@ -153,16 +168,7 @@ async def serve(
     notifier, stop = Notifier(), asyncio.Event()
     memory_file = settings.state_dir / "memory.json"
     memory = load_memory(memory_file)
-    host = detect_host(settings)
-    edges = Edges(
-        connect_units=lambda on_event: SystemdBus(loop, on_event),
-        memory=memory,
-        memory_readings=lambda: _memory_readings(memory),
-        host_has_gpu=host.gpu,
-        pulls=DiskPulls(catalogue, host, settings.pulls_dir),
-        ui_secret=load_secret(settings.state_dir / "ui-session.key"),
-    )
-    app = build_app(settings, catalogue, keys, edges)
+    app = build_app(settings, catalogue, keys, _edges(settings, catalogue, memory, loop))
     runner = web.AppRunner(
         app,
         handler_cancellation=True,
