@@ -15,7 +15,7 @@ from sparkd.progress import Progress
 from sparkd.pulls import Pulls
 from sparkd.settings import Link, Peer
 from sparkd.systemd import UnitChanged
-from tests.loopback.harness import KEY, Bed, FakeUnits, error_code, gateway, post
+from tests.loopback.harness import KEY, Bed, FakeUnits, error_code, gateway, post, run
 from tests.waiting import eventually
 
 CHAT = {"model": "alpha", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
@@ -162,3 +162,13 @@ def test_a_peer_out_of_reach_fails_the_start_with_why(tmp_path: Path) -> None:
         assert HEAD in here.units.stopped
 
     two_sparks(tmp_path, scenario, peer_url="http://127.0.0.1:9")
+
+
+def test_without_a_link_a_split_model_is_refused_and_told_why(tmp_path: Path) -> None:
+    async def scenario(bed: Bed) -> None:
+        status, _, payload = await post(bed, "/v1/chat/completions", CHAT)
+        assert (status, error_code(payload)) == (503, "model_start_failed")
+        assert "spans two Sparks (nodes = 2) and this Spark has no [link]" in str(payload)
+        assert bed.units.started == []  # nothing was tried
+
+    run(tmp_path, scenario, more=SPLIT)
