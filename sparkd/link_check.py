@@ -17,12 +17,16 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sparkd import secrets as stored
 from sparkd.catalogue import Catalogue
 from sparkd.preflight_items import Item, Verdict
 from sparkd.settings import Settings
 
 JUMBO = 9000  # bytes: jumbo frames carry NCCL's traffic with less overhead per byte
 PEER_TIMEOUT = 2.0  # seconds to wait for the peer's /healthz
+# Its status asks its own peers (this Spark among them) what they serve: a socket-activated
+# sparkd at either end may be starting first.
+STATUS_TIMEOUT = 10.0
 RDMA = Path("/sys/class/infiniband")
 
 
@@ -41,6 +45,8 @@ class LinkFacts:
     peer: str = ""
     peer_url: str = ""
     peer_problem: str | None = None  # None: its /healthz answered
+    peer_halves: list[str] | None = None  # the split models the peer runs worker halves for; None: unknown
+    peer_status_problem: str | None = None  # why its status could not be read, when it could not
 
 
 def judge_link(facts: LinkFacts) -> list[Item]:
@@ -55,7 +61,7 @@ def judge_link(facts: LinkFacts) -> list[Item]:
                 "set [link] in /etc/sparkd/sparkd.toml (docs/two-sparks.md)",
             )
         ]
-    return [*_interface(facts), *_route(facts), *_rdma(facts), *_peer(facts)]
+    return [*_interface(facts), *_route(facts), *_rdma(facts), *_peer(facts), *_halves(facts)]
 
 
 def _interface(facts: LinkFacts) -> list[Item]:
@@ -125,6 +131,24 @@ def _peer(facts: LinkFacts) -> list[Item]:
     ]
 
 
+def _halves(facts: LinkFacts) -> list[Item]:
+    """Each split model needs its worker half on the peer: enabled there too, with nodes = 2."""
+    if facts.peer_status_problem is not None:
+        fix = f"is the secret named in [[peers]] a key of {facts.peer}'s? (sudo sparkd secret set ...)"
+        return [Item("worker halves", Verdict.WARN, facts.peer_status_problem, fix)]
+    if facts.peer_halves is None:
+        return []  # the peer was not asked (it does not answer: said above)
+    items = []
+    for model in facts.two_spark_models:
+        name = f"worker half of {model}"
+        if model in facts.peer_halves:
+            items.append(Item(name, Verdict.OK, f"{facts.peer} runs it"))
+        else:
+            fix = f"on {facts.peer}: enable {model} with nodes = 2, set its [link], `sparkd render`"
+            items.append(Item(name, Verdict.FAIL, f"{facts.peer} runs no worker half for it", fix))
+    return items
+
+
 def gather_link(settings: Settings, catalogue: Catalogue) -> LinkFacts:
     facts = LinkFacts(two_spark_models=[m.id for m in catalogue.enabled() if m.nodes > 1])
     link = settings.link
@@ -144,7 +168,26 @@ def gather_link(settings: Settings, catalogue: Catalogue) -> LinkFacts:
     peer = next(p for p in settings.peers if p.name == link.peer)
     facts.peer, facts.peer_url = peer.name, peer.url
     facts.peer_problem = _peer_problem(peer.url.rstrip("/") + "/healthz")
+    if facts.peer_problem is None and facts.two_spark_models:
+        key = stored.value(settings.secrets_dir, peer.key_secret)
+        facts.peer_halves, facts.peer_status_problem = _peer_halves(peer.url, key)
     return facts
+
+
+def _peer_halves(url: str, key: str | None) -> tuple[list[str] | None, str | None]:
+    """The split models the peer runs worker halves for, from its status (with its key); or why not."""
+    status = url.rstrip("/") + "/sparkd/status"
+    asked = urllib.request.Request(status)
+    if key:
+        asked.add_header("Authorization", f"Bearer {key}")
+    try:
+        with urllib.request.urlopen(asked, timeout=STATUS_TIMEOUT) as answer:
+            halves = json.loads(answer.read()).get("worker_halves", [])
+    except urllib.error.HTTPError as error:
+        return None, f"{status} answered {error.code}"
+    except (urllib.error.URLError, OSError, ValueError, AttributeError) as error:
+        return None, f"{status} could not be read ({getattr(error, 'reason', error)})"
+    return [str(h.get("model")) for h in halves if isinstance(h, dict)], None
 
 
 def _ip_json(*argv: str) -> list[dict[str, object]]:

@@ -17,7 +17,7 @@ from testbed import BED_CONFIG, SPARKD, PrivateSystemd
 
 from tests.system.conftest import wait_for
 from tests.system.sparkd_bed import fake
-from tests.system.two_sparks import Tenants, call, in_flight, stopped, two_sparks
+from tests.system.two_sparks import Tenants, call, checked, in_flight, stopped, two_sparks
 
 HEAD, WORKER = "sparkd-fake-split.service", "sparkd-worker-fake-split.service"
 PYTHON, ENGINE = "/opt/sparkd-demo/venv/bin/python", "/opt/sparkd-tests/fake_engine.py"
@@ -77,6 +77,13 @@ def test_the_worker_halfs_death_stops_the_head_and_the_next_request_brings_both_
     status, answer = call(a, "fake-split")
     assert status == 200, answer
     assert b.unit_state(WORKER) == "active"
+
+
+def test_sparkd_check_finds_the_worker_half_on_the_peer(
+    sparks: tuple[PrivateSystemd, PrivateSystemd, Tenants],
+) -> None:
+    a, _, _ = sparks
+    assert checked(a)["worker half of fake-split"] == ("ok", "spark-b runs it")
 
 
 def test_a_peer_that_is_down_fails_the_start_with_why(

@@ -18,6 +18,7 @@ from testbed import BED_CONFIG, SPARKD, PrivateSystemd, install_sparkd, link, li
 
 from tests.system.conftest import require_parts, wait_for
 from tests.system.sparkd_bed import BED_OVERRIDES, KEY, fake
+from tests.system.two_sparks import checked
 
 PORT = 18009
 # Each host has its fake engine (which runs with the demo's Python, from /var/lib/sparkd/demo).
@@ -134,10 +135,9 @@ def link_verdicts(host: PrivateSystemd, link_table: str) -> dict[str, tuple[str,
     """`sparkd check --json` on `host` with its settings plus `link_table`: the link's items."""
     settings = host.run("cat", f"{BED_CONFIG}/sparkd.toml").stdout + link_table
     host.write_file(f"{BED_CONFIG}/check.toml", settings)
-    out = host.run(str(SPARKD), "--config", f"{BED_CONFIG}/check.toml", "check", "--json", check=False).stdout
-    items = json.loads(out)
     wanted = ("link", "route to", "rdma", "peer ")
-    return {i["item"]: (i["verdict"], i["detail"]) for i in items if i["item"].startswith(wanted)}
+    items = checked(host, f"{BED_CONFIG}/check.toml")
+    return {name: found for name, found in items.items() if name.startswith(wanted)}
 
 
 def test_sparkd_check_verifies_the_link_to_the_peer(

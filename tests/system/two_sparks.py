@@ -114,3 +114,9 @@ def two_sparks(models_a: str, models_b: str) -> Iterator[tuple[PrivateSystemd, P
             b.poweroff()
     finally:
         a.poweroff()
+
+
+def checked(host: PrivateSystemd, config: str = f"{BED_CONFIG}/sparkd.toml") -> dict[str, tuple[str, str]]:
+    """`sparkd check --json` on `host`: each item's verdict and detail, by name."""
+    out = host.run(str(SPARKD), "--config", config, "check", "--json", check=False).stdout
+    return {i["item"]: (i["verdict"], i["detail"]) for i in json.loads(out)}

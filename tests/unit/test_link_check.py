@@ -20,6 +20,7 @@ GOOD = LinkFacts(
     rdma_devices=["rocep1s0f0"],
     peer="spark-b",
     peer_url="http://spark-b.lan:8009",
+    peer_halves=["gpt-oss-120b"],
 )
 
 
@@ -38,6 +39,7 @@ def test_a_cabled_and_addressed_link_passes_every_check() -> None:
         "route to 192.168.100.11",
         "rdma",
         "peer spark-b",
+        "worker half of gpt-oss-120b",
     ]
 
 
@@ -80,3 +82,18 @@ def test_a_peer_that_does_not_answer_fails() -> None:
         GOOD, peer_problem="http://spark-b.lan:8009/healthz does not answer (refused)"
     )
     assert verdicts(facts)["peer spark-b"] is Verdict.FAIL
+
+
+def test_a_split_model_the_peer_runs_no_worker_half_for_fails_and_says_what_to_enable() -> None:
+    facts = dataclasses.replace(GOOD, peer_halves=[])
+    assert verdicts(facts)["worker half of gpt-oss-120b"] is Verdict.FAIL
+    assert "enable gpt-oss-120b with nodes = 2" in details(facts)
+    unknown = dataclasses.replace(GOOD, peer_halves=None)  # the peer could not be asked
+    assert "worker half of gpt-oss-120b" not in verdicts(unknown)
+
+
+def test_a_peer_status_that_cannot_be_read_is_a_warning_naming_the_key() -> None:
+    problem = "http://spark-b.lan:8009/sparkd/status answered 401"
+    facts = dataclasses.replace(GOOD, peer_halves=None, peer_status_problem=problem)
+    assert verdicts(facts)["worker halves"] is Verdict.WARN
+    assert "answered 401" in details(facts) and "secret" in details(facts)
