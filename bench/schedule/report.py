@@ -57,7 +57,7 @@ def intervals(phases: list[tuple[float, str, str]], until: float) -> list[tuple[
     """(model, phase, from, to) for every stretch a model spent in one phase, cut at `until`."""
     current: dict[str, tuple[str, float]] = {}
     out = []
-    for at, model, phase in [*phases, *((until, m, "") for m in list({m for _, m, _ in phases}))]:
+    for at, model, phase in [*phases, *((until, m, "") for m in sorted({m for _, m, _ in phases}))]:
         if model in current:
             was, since = current[model]
             if since < until:
