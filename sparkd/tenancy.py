@@ -131,30 +131,25 @@ class Tenancy:
                 if self.states[target].phase is Phase.READY and not yielding:
                     effects += self._grant_waiters(target, now)
             else:
-                holder_state = self.states[holder]
-                if holder_state.phase is Phase.READY and not holder_state.in_flight:
-                    held = self._swap_held_until(holder, head, now)
-                    if held is None:
-                        effects += self._stop(holder, "swap", now)
-                    elif self._wake_at is None or self._wake_at <= now or held < self._wake_at:
-                        self._wake_at = held
-                        effects.append(WakeAfter(held - now))
                 # STARTING: it will be ready, serve what it has, then drain; STOPPING: wait.
+                effects += self._give_way(holder, head, "swap", now)
         if holder is not None and target in (None, holder):
-            effects += self._yield_to_peer(holder, now)
+            # A split tenant gives its peer's GPU back by the same rules.
+            claim = self._peer_claim(holder)
+            if claim is not None:
+                effects += self._give_way(holder, claim, "peer", now)
         effects += self._keep_utility_warm(now)
         return effects
 
-    def _yield_to_peer(self, holder: str, now: float) -> list[Effect]:
-        """A split tenant gives its peer's GPU back when someone waits there, by the local swap's
-        rules: never while busy, after the hold if its own requests keep coming."""
+    def _give_way(self, holder: str, waiter: Waiter | None, reason: str, now: float) -> list[Effect]:
+        """Stop the tenant for `waiter` once it is ready and idle (never while busy), after the swap
+        hold if its own requests keep coming (then look again when the hold ends)."""
         state = self.states[holder]
-        claim = self._peer_claim(holder)
-        if claim is None or state.phase is not Phase.READY or state.in_flight:
+        if state.phase is not Phase.READY or state.in_flight:
             return []
-        held = self._swap_held_until(holder, claim, now)
+        held = self._swap_held_until(holder, waiter, now)
         if held is None:
-            return self._stop(holder, "peer", now)
+            return self._stop(holder, reason, now)
         if self._wake_at is None or self._wake_at <= now or held < self._wake_at:
             self._wake_at = held
             return [WakeAfter(held - now)]
