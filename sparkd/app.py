@@ -172,6 +172,7 @@ def _runtime(
         fit_gate=settings.fit_gate,
         pull_on_demand=settings.pull_on_demand,
         swap_hold=settings.swap_hold,
+        linked=settings.link is not None,
         drop_page_cache=settings.drop_page_cache == "yes"
         or (settings.drop_page_cache == "auto" and edges.host_has_gpu),
     )

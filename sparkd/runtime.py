@@ -89,10 +89,6 @@ class Runtime(StartActions):
     # Helper units the runtime waits on (the page-cache drop): their start job's end.
     _helper_jobs: dict[str, asyncio.Future[str]] = field(default_factory=dict)
 
-    def has_link(self) -> bool:
-        """Whether a peer across a [link] can hold split models' worker halves."""
-        return self.leases is not None
-
     def model(self, model_id: str) -> Model:
         """The catalogue's model, or the worker half this Spark runs for its peer."""
         return self.catalogue.models.get(model_id) or self.halves[model_id]

@@ -70,15 +70,10 @@ class StartActions:
             raise NotImplementedError
 
         def _apply(self, effects: list[Effect]) -> None: ...
-        def has_link(self) -> bool: ...
         def _count(self, what: str, model_id: str, *labels: str) -> None: ...
         def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None: ...
 
     async def _measure_memory(self, model_id: str, attempt: int) -> None:
-        if self.scheduler.policies[model_id].split and not self.has_link():
-            cause = "it spans two Sparks (nodes = 2) and this Spark has no [link]: see docs/two-sparks.md"
-            self._apply(self.scheduler.on_start_failed(model_id, cause, self.clock()))
-            return
         if self.model(model_id).role is Role.EXCLUSIVE:
             await self._memory_settled()
         available, free = self.read_memory(), self.read_free()

@@ -48,6 +48,9 @@ class StartSteps(Tenancy):
         state = self.states[model_id]
         if not self._at(model_id, attempt, StartStep.CHECKING):
             return []
+        if self.policies[model_id].split and not self.linked:
+            cause = "it spans two Sparks (nodes = 2) and this Spark has no [link]: see docs/two-sparks.md"
+            return self.on_start_failed(model_id, cause, now)
         if weights_missing:
             if self.pull_on_demand:
                 state.start_step = StartStep.PULLING

@@ -43,6 +43,8 @@ class Tenancy:
     # Serve strictly in arrival order, as llama-swap does: waiters for the new tenant are granted
     # only up to the first waiter for another model. For comparison in bench/schedule.
     strict_order: bool = False
+    # A peer across a [link] can hold split models' worker halves; without one they cannot start.
+    linked: bool = True
     states: dict[str, ModelState] = field(default_factory=dict)
     queue: deque[Waiter] = field(default_factory=deque)
     owner: dict[int, str] = field(default_factory=dict)  # granted request -> model

@@ -134,6 +134,14 @@ class TestTheHead:
         effects = s.on_worker_ready(M, now=7)  # the new lease: nobody waits there any more
         assert Grant(2, M, waited=5, cold=True) in effects and of(StopUnit, effects) == []
 
+    def test_without_a_link_its_start_fails_before_anything_is_tried(self) -> None:
+        s = Scheduler({M: Policy(Role.MAIN, 1200, 0, 100, split=True), Y: MAIN}, linked=False)
+        s.on_request(1, M, now=0)
+        effects = s.on_start_memory(M, 1, 2**40, None, now=0)
+        assert of(SubmitStart, effects) == []
+        assert "this Spark has no [link]" in of(Reject, effects)[0].message
+        assert s.phase(M) is Phase.STOPPED
+
     def test_a_model_on_one_spark_ignores_peer_news(self) -> None:
         s = head()
         assert s.on_peer_wants(Y, True, now=1) == [] and s.on_worker_lost(Y, "x", now=1) == []
