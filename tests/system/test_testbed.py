@@ -8,6 +8,7 @@ import threading
 from testbed import PrivateSystemd
 
 from tests.system.sparkd_bed import PORT, chat, install, uninstall
+from tests.system.two_sparks import linked_hosts
 
 
 def knock_until(done: threading.Event) -> None:
@@ -44,19 +45,9 @@ def test_sparkd_can_be_installed_again_and_again_while_clients_connect(bed: Priv
 def test_two_hosts_keep_their_containers_to_themselves() -> None:
     # On one shared disk, spark-b's first podman call ("system refresh": its /run is empty)
     # reset the state of spark-a's running container, and `podman exec` there then failed.
-    hosts = []
-    try:
-        for name in ("a", "b"):
-            stale = PrivateSystemd.existing(name)
-            if stale is not None:
-                stale.poweroff()
-            hosts.append(PrivateSystemd.boot(name=name, own_network=True))
-        a, b = hosts
+    with linked_hosts() as (a, b, _, _):
         image = "localhost/sparkd-demo:latest"  # from the machine's own store, read-only
         a.run("podman", "run", "-d", "--name", "sleeper", "-v", "/usr:/usr:ro", image, "sleep", "600")
         assert "sleeper" not in b.run("podman", "ps", "-a", "--format", "{{.Names}}").stdout
         assert a.run("podman", "exec", "sleeper", "true", check=False).returncode == 0
         a.run("podman", "rm", "--force", "--time", "0", "sleeper")
-    finally:
-        for host in reversed(hosts):
-            host.poweroff()

@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from testbed import BED_CONFIG, SPARKD, PrivateSystemd, install_sparkd, link, link_end
+from testbed import BED_CONFIG, SPARKD, PrivateSystemd, install_sparkd, link_end
 
-from tests.system.conftest import require_parts, wait_for
+from tests.system.conftest import wait_for
 from tests.system.sparkd_bed import BED_OVERRIDES, KEY, fake
-from tests.system.two_sparks import checked
+from tests.system.two_sparks import checked, linked_hosts
 
 PORT = 18009
 # Each host has its fake engine (which runs with the demo's Python, from /var/lib/sparkd/demo).
@@ -27,37 +27,13 @@ HOST_SETTINGS = "quiet_exit = 0\n"
 
 @pytest.fixture(scope="module")
 def sparks() -> Iterator[tuple[PrivateSystemd, PrivateSystemd, str, str]]:
-    require_parts()
-    for name in ("a", "b"):
-        stale = PrivateSystemd.existing(name)
-        if stale is not None:
-            stale.poweroff()
-    a = PrivateSystemd.boot(name="a", own_network=True)
-    try:
-        b = PrivateSystemd.boot(name="b", own_network=True)
-        try:
-            address_a, address_b = link(a, b)
-            peer = (
-                f'[[peers]]\nname = "spark-b"\nurl = "http://{address_b}:{PORT}"\nkey_secret = "PEER_KEY"\n'
-            )
-            install_sparkd(
-                a, f"0.0.0.0:{PORT}", KEY, HOST_SETTINGS + peer, BED_OVERRIDES + fake("fake-a", 18101)
-            )
-            install_sparkd(b, f"0.0.0.0:{PORT}", KEY, HOST_SETTINGS, BED_OVERRIDES + fake("fake-b", 18102))
-            a.run(
-                str(SPARKD),
-                "--config",
-                f"{BED_CONFIG}/sparkd.toml",
-                "secret",
-                "set",
-                "PEER_KEY",
-                input=KEY + "\n",
-            )
-            yield a, b, address_a, address_b
-        finally:
-            b.poweroff()
-    finally:
-        a.poweroff()
+    with linked_hosts() as (a, b, address_a, address_b):
+        peer = f'[[peers]]\nname = "spark-b"\nurl = "http://{address_b}:{PORT}"\nkey_secret = "PEER_KEY"\n'
+        install_sparkd(a, f"0.0.0.0:{PORT}", KEY, HOST_SETTINGS + peer, BED_OVERRIDES + fake("fake-a", 18101))
+        install_sparkd(b, f"0.0.0.0:{PORT}", KEY, HOST_SETTINGS, BED_OVERRIDES + fake("fake-b", 18102))
+        sparkd = [str(SPARKD), "--config", f"{BED_CONFIG}/sparkd.toml"]
+        a.run(*sparkd, "secret", "set", "PEER_KEY", input=KEY + "\n")
+        yield a, b, address_a, address_b
 
 
 def call(

@@ -84,8 +84,8 @@ def stopped(host: PrivateSystemd, unit: str) -> bool:
 
 
 @contextmanager
-def two_sparks(models_a: str, models_b: str) -> Iterator[tuple[PrivateSystemd, PrivateSystemd, Tenants]]:
-    """spark-a and spark-b with the catalogue drop-ins given, each the other's peer over the link."""
+def linked_hosts() -> Iterator[tuple[PrivateSystemd, PrivateSystemd, str, str]]:
+    """Two freshly booted hosts, "a" and "b", joined by a veth pair: (a, b, a's address, b's)."""
     require_parts()
     for name in ("a", "b"):
         stale = PrivateSystemd.existing(name)
@@ -95,25 +95,31 @@ def two_sparks(models_a: str, models_b: str) -> Iterator[tuple[PrivateSystemd, P
     try:
         b = PrivateSystemd.boot(name="b", own_network=True)
         try:
-            address_a, address_b = link(a, b)
-            for host, peer, mine, theirs, models in (
-                (a, "spark-b", address_a, address_b, models_a),
-                (b, "spark-a", address_b, address_a, models_b),
-            ):
-                setup = settings(peer, theirs, mine, link_end(host))
-                install_sparkd(host, f"0.0.0.0:{PORT}", KEY, setup, BED_OVERRIDES + models)
-                sparkd = [str(SPARKD), "--config", f"{BED_CONFIG}/sparkd.toml"]
-                host.run(*sparkd, "secret", "set", "PEER_KEY", input=KEY + "\n")
-                host.run(*sparkd, "render")
-            tenants = Tenants({"spark-a": a, "spark-b": b})
-            try:
-                yield a, b, tenants
-            finally:
-                tenants.stop()
+            yield (a, b, *link(a, b))
         finally:
             b.poweroff()
     finally:
         a.poweroff()
+
+
+@contextmanager
+def two_sparks(models_a: str, models_b: str) -> Iterator[tuple[PrivateSystemd, PrivateSystemd, Tenants]]:
+    """spark-a and spark-b with the catalogue drop-ins given, each the other's peer over the link."""
+    with linked_hosts() as (a, b, address_a, address_b):
+        for host, peer, mine, theirs, models in (
+            (a, "spark-b", address_a, address_b, models_a),
+            (b, "spark-a", address_b, address_a, models_b),
+        ):
+            setup = settings(peer, theirs, mine, link_end(host))
+            install_sparkd(host, f"0.0.0.0:{PORT}", KEY, setup, BED_OVERRIDES + models)
+            sparkd = [str(SPARKD), "--config", f"{BED_CONFIG}/sparkd.toml"]
+            host.run(*sparkd, "secret", "set", "PEER_KEY", input=KEY + "\n")
+            host.run(*sparkd, "render")
+        tenants = Tenants({"spark-a": a, "spark-b": b})
+        try:
+            yield a, b, tenants
+        finally:
+            tenants.stop()
 
 
 def checked(host: PrivateSystemd, config: str = f"{BED_CONFIG}/sparkd.toml") -> dict[str, tuple[str, str]]:
