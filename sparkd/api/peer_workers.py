@@ -71,6 +71,10 @@ async def lease(request: web.Request) -> web.StreamResponse:
         if granted:
             runtime.tickets.untrack(ticket)
             runtime.release(ticket)  # the half has no lease left: it stops
+        else:
+            # The head left before the grant (even before the answer began): no lease may be
+            # granted to nobody, which would hold the half, and this GPU, for good.
+            runtime.abandon(ticket)
     return response
 
 

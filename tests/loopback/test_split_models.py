@@ -116,6 +116,21 @@ def test_a_busy_peer_makes_the_split_model_wait_and_never_loses_its_own_answer(t
     two_sparks(tmp_path, scenario)
 
 
+def test_a_lease_the_head_gives_up_while_queued_is_forgotten_there(tmp_path: Path) -> None:
+    async def scenario(here: Bed, there: Bed) -> None:
+        streamed = {**CHAT, "model": "beta", "stream": True}  # there's own model, busy for a second
+        slow = asyncio.create_task(post(there, "/v1/chat/completions", streamed))
+        await eventually(lambda: there.runtime.scheduler.view("beta", 0).in_flight == 1, "beta answering")
+        url = there.url + "/sparkd/peer/workers/alpha"
+        async with there.session.post(url, headers=there.headers()) as response:
+            assert (await response.content.readline()) == b"queued\n"
+        await eventually(lambda: there.runtime.scheduler.queued("worker-alpha") == 0, "the lease forgotten")
+        assert (await slow)[0] == 200
+        assert WORKER not in there.units.started
+
+    two_sparks(tmp_path, scenario)
+
+
 def test_someone_waiting_there_gets_the_gpu_back_once_the_split_model_is_idle(tmp_path: Path) -> None:
     async def scenario(here: Bed, there: Bed) -> None:
         assert (await post(here, "/v1/chat/completions", CHAT))[0] == 200
